@@ -1,0 +1,268 @@
+"""The composition root: settings in, engine, queue, connectors and dispatcher out.
+
+Nothing below this module reads settings; it hands plain values down. A channel
+without credentials is wired to the built-in sandbox (started in this process unless
+`CDBOT_SANDBOX_URL` names one already running), and says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.db.engine import backend, make_engine, make_sessionmaker
+from bot.db.models import Post
+from bot.dispatcher import Dispatcher, Policy
+from bot.errors import ConfigError
+from bot.queue import Claimed, PostQueue, Target, clusters_for
+from connectors.base import Connector, OutboundMessage
+from content.render import Identity, PostContent, Rendering, render
+
+if TYPE_CHECKING:
+    from bot.org import Organisation
+    from bot.settings import Settings
+    from connectors.sandbox import SandboxState
+    from connectors.sandbox.server import SandboxServer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ChannelMode:
+    """Whether an account talks to the real platform or to the sandbox."""
+
+    account: str
+    sandbox: bool
+    base_url: str
+
+
+class App:
+    """Everything one process needs, built from one `Settings`."""
+
+    def __init__(self, settings: Settings, *, sandbox_state: SandboxState | None = None) -> None:
+        self.settings = settings
+        self.sandbox_url: str | None = settings.sandbox_url
+        self._sandbox_state = sandbox_state
+        self._sandbox_server: SandboxServer | None = None
+
+    @cached_property
+    def engine(self) -> AsyncEngine:
+        try:
+            backend(self.settings.database_url)
+        except ValueError as exc:
+            raise ConfigError("CDBOT_DATABASE_URL phải là sqlite:///… hoặc postgresql://…") from exc
+        return make_engine(self.settings.database_url)
+
+    @cached_property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        return make_sessionmaker(self.engine)
+
+    @cached_property
+    def queue(self) -> PostQueue:
+        return PostQueue(self.sessions)
+
+    @cached_property
+    def org(self) -> Organisation:
+        from bot.org import load_organisation
+
+        return load_organisation(self.settings.org_file)
+
+    @property
+    def identity(self) -> Identity:
+        """Signature, slogan and hashtags every post carries."""
+        org = self.org
+        return Identity(
+            signature=org.signature,
+            slogan=org.slogans[0] if org.slogans else "",
+            hashtags=tuple(org.hashtags),
+        )
+
+    # ---- schema -------------------------------------------------------------------------
+
+    def ensure_schema(self) -> None:
+        """Migrate a SQLite file by itself; ask for `cdbot db upgrade` on PostgreSQL."""
+        from bot.db.migrate import current_revision, head_revision, upgrade
+
+        url = self.settings.database_url
+        if current_revision(url) == head_revision():
+            return
+        if backend(url) == "sqlite":
+            upgrade(url)
+            return
+        raise ConfigError("Cơ sở dữ liệu chưa ở phiên bản mới nhất; hãy chạy «cdbot db upgrade».")
+
+    # ---- channels -------------------------------------------------------------------------
+
+    def modes(self) -> dict[str, ChannelMode]:
+        """Each account's mode, without starting anything."""
+        s = self.settings
+        sandbox = self.sandbox_url or "(hộp cát tích hợp, khởi động khi chạy)"
+        fb_live = s.facebook_configured
+        zalo_live = s.zalo_configured
+        return {
+            "facebook": ChannelMode(
+                "facebook", not fb_live, s.facebook_graph_url if fb_live else sandbox
+            ),
+            "zalo": ChannelMode(
+                "zalo", not zalo_live, s.zalo_openapi_url if zalo_live else sandbox
+            ),
+        }
+
+    def check_production(self) -> None:
+        """With CDBOT_SANDBOX=false every credential must be there."""
+        if not self.settings.sandbox:
+            missing = self.settings.missing_for_production()
+            if missing:
+                raise ConfigError(
+                    "CDBOT_SANDBOX=false nhưng còn thiếu: " + ", ".join(missing) + "."
+                )
+
+    @property
+    def page_id(self) -> str:
+        from connectors.sandbox import SANDBOX_PAGE_ID
+
+        if self.settings.facebook_configured and self.settings.facebook_page_id:
+            return self.settings.facebook_page_id
+        return SANDBOX_PAGE_ID
+
+    @asynccontextmanager
+    async def connectors(self) -> AsyncIterator[dict[str, Connector]]:
+        """Open a connector per account (starting the sandbox if one needs it)."""
+        from connectors import sandbox as sb
+        from connectors.facebook import FacebookPageConnector
+        from connectors.zalo import ZaloOAConnector
+
+        self.check_production()
+        s = self.settings
+        modes = self.modes()
+        async with AsyncExitStack() as stack:
+            if (modes["facebook"].sandbox or modes["zalo"].sandbox) and not self.sandbox_url:
+                from connectors.sandbox.server import SandboxServer
+
+                server = SandboxServer(self._sandbox_state)
+                self.sandbox_url = server.start()
+                self._sandbox_server = server
+                stack.callback(server.stop)
+            for mode in modes.values():
+                if mode.sandbox:
+                    log.warning(
+                        "Kênh %s chạy với HỘP CÁT tại %s: chưa có thông tin đăng nhập thật.",
+                        mode.account,
+                        self.sandbox_url,
+                    )
+            fb_live = not modes["facebook"].sandbox
+            facebook = FacebookPageConnector(
+                graph_url=s.facebook_graph_url if fb_live else str(self.sandbox_url),
+                api_version=s.facebook_api_version,
+                page_id=self.page_id,
+                page_token=_secret(s.facebook_page_token) if fb_live else sb.SANDBOX_PAGE_TOKEN,
+                app_secret=_secret(s.facebook_app_secret) if fb_live else None,
+                timeout=s.http_timeout_seconds,
+                sandbox=not fb_live,
+            )
+            stack.push_async_callback(facebook.aclose)
+            zalo_live = not modes["zalo"].sandbox
+            token = _secret(s.zalo_access_token) if zalo_live else sb.SANDBOX_ZALO_ACCESS_TOKEN
+
+            async def zalo_token() -> str:
+                return token
+
+            zalo = ZaloOAConnector(
+                openapi_url=s.zalo_openapi_url if zalo_live else str(self.sandbox_url),
+                access_token=zalo_token,
+                article_cover_url=self.org.article_cover_url,
+                timeout=s.http_timeout_seconds,
+                sandbox=not zalo_live,
+            )
+            stack.push_async_callback(zalo.aclose)
+            yield {"facebook": facebook, "zalo": zalo}
+
+    @property
+    def sandbox_server(self) -> SandboxServer | None:
+        """The in-process sandbox, when this process started one."""
+        return self._sandbox_server
+
+    # ---- posts ----------------------------------------------------------------------------
+
+    async def targets(
+        self, channels: Sequence[str], cluster_codes: Sequence[str] | None
+    ) -> list[Target]:
+        """The deliveries a post fans out to."""
+        targets: list[Target] = []
+        if "facebook_page" in channels:
+            targets.append(Target("facebook_page", self.page_id, "Trang Facebook"))
+        if "zalo_broadcast" in channels:
+            targets.append(Target("zalo_broadcast", "followers", "Người quan tâm OA"))
+        async with self.sessions() as session:
+            clusters = await clusters_for(session, cluster_codes)
+        for cluster in clusters:
+            if "zalo_group" in channels and cluster.zalo_group_id:
+                targets.append(
+                    Target(
+                        "zalo_group", cluster.zalo_group_id, f"Nhóm {cluster.name}", cluster.code
+                    )
+                )
+            if "zalo_user" in channels:
+                targets += [
+                    Target("zalo_user", admin.zalo_user_id, admin.name, cluster.code)
+                    for admin in cluster.admins
+                ]
+        return targets
+
+    async def approve(self, post_id: int, *, actor: str) -> tuple[Post, int]:
+        """Approve a post for the targets it names."""
+        post = await self.queue.get(post_id)
+        targets = await self.targets(post.channels, post.clusters)
+        return await self.queue.approve(post_id, targets, actor=actor)
+
+    def render(self, post: Post, channel: str) -> Rendering:
+        """The text `channel` will carry for `post`."""
+        content = PostContent(post.kind, post.title, post.body, post.link, tuple(post.hashtags))
+        return render(content, channel, self.identity)
+
+    async def compose(self, claimed: Claimed) -> OutboundMessage:
+        """Render a claimed delivery into the message its connector sends."""
+        post = await self.queue.post_of(claimed.post_id)
+        rendering = self.render(post, claimed.channel)
+        images = tuple(Path(p) for p in post.media) if claimed.channel == "facebook_page" else ()
+        return OutboundMessage(
+            channel=claimed.channel,
+            target_id=claimed.target_id,
+            title=post.title,
+            text=rendering.text,
+            link=post.link if claimed.channel == "facebook_page" and not images else None,
+            images=images,
+        )
+
+    def policy(self) -> Policy:
+        """Dispatcher tuning from settings."""
+        s = self.settings
+        return Policy(
+            lease_seconds=s.lease_seconds,
+            max_attempts=s.max_attempts,
+            backoff_base=s.backoff_base_seconds,
+            backoff_cap=s.backoff_cap_seconds,
+            poll_seconds=s.poll_seconds,
+            concurrency={"facebook": s.facebook_concurrency, "zalo": s.zalo_concurrency},
+        )
+
+    def dispatcher(self, connectors: dict[str, Connector]) -> Dispatcher:
+        """A dispatcher over the given connectors."""
+        return Dispatcher(self.queue, connectors, self.compose, self.policy())
+
+    async def aclose(self) -> None:
+        """Release the database pool."""
+        if "engine" in self.__dict__:
+            await self.engine.dispose()
+
+
+def _secret(value: object) -> str:
+    getter = getattr(value, "get_secret_value", None)
+    return str(getter()) if getter else ""

@@ -1,0 +1,112 @@
+"""What every command shares: opening the app, times in the office's zone, output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from rich.console import Console
+
+from bot.errors import ConfigError, InputError
+
+T = TypeVar("T")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+_DATE_FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%d/%m/%Y %H:%M", "%Y-%m-%d %H:%M:%S")
+
+
+def load_settings() -> Any:
+    """Settings from the environment and .env, or a ConfigError in Vietnamese."""
+    from pydantic import ValidationError
+
+    from bot.settings import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = "CDBOT_" + str(first["loc"][0]).upper() if first["loc"] else "CDBOT_*"
+        detail = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"Thiết lập {key} không hợp lệ: {detail}.") from exc
+
+
+@contextmanager
+def opened_app(*, migrate: bool = True) -> Iterator[Any]:
+    """An App built from the settings, its schema checked, with logging set up."""
+    from bot.app import App
+    from bot.logs import setup_logging
+
+    settings = load_settings()
+    secrets = [
+        s.get_secret_value()
+        for s in (
+            settings.facebook_page_token,
+            settings.facebook_app_secret,
+            settings.zalo_app_secret,
+            settings.zalo_refresh_token,
+            settings.zalo_access_token,
+            settings.secret_key,
+        )
+        if s is not None
+    ]
+    setup_logging(settings.log_level, secrets)
+    app = App(settings)
+    if migrate:
+        app.ensure_schema()
+    yield app
+
+
+def run(app: Any, work: Callable[[], Awaitable[T]]) -> T:
+    """Run one coroutine against the app, closing its database pool afterwards."""
+
+    async def wrapped() -> T:
+        try:
+            return await work()
+        finally:
+            await app.aclose()
+
+    return asyncio.run(wrapped())
+
+
+def parse_when(text: str, tz: ZoneInfo) -> datetime:
+    """An officer's time ("YYYY-MM-DD HH:MM" or "DD/MM/YYYY HH:MM") in the office's zone."""
+    cleaned = re.sub(r"\s+", " ", text.strip())
+    for fmt in _DATE_FORMATS:
+        try:
+            return datetime.strptime(cleaned, fmt).replace(tzinfo=tz)
+        except ValueError:
+            continue
+    raise InputError(
+        f"Thời điểm «{text}» không đúng dạng; hãy viết như «2026-12-01 07:30» (giờ Việt Nam)."
+    )
+
+
+def local(moment: datetime | None, tz: ZoneInfo) -> str:
+    """A stored time as the officer reads it."""
+    return moment.astimezone(tz).strftime("%d/%m/%Y %H:%M") if moment else "—"
+
+
+def iso(moment: datetime | None, tz: ZoneInfo) -> str | None:
+    """A stored time for scripts: ISO 8601 with the office's offset."""
+    return moment.astimezone(tz).isoformat() if moment else None
+
+
+def print_json(data: Any) -> None:
+    """JSON on stdout, UTF-8, for scripts."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def split_list(value: str | None) -> tuple[str, ...] | None:
+    """'a, b,c' → ('a', 'b', 'c'); None stays None."""
+    if value is None:
+        return None
+    return tuple(part.strip() for part in value.split(",") if part.strip())

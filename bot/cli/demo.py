@@ -1,0 +1,243 @@
+"""`cdbot demo`: the whole pipeline on a throw-away database and the built-in sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.cli.common import out
+from bot.settings import EXAMPLE_ORG_DIR
+
+DEMO_TIMEOUT_SECONDS = 120
+LEGAL_SOURCE = (
+    "https://thuvienphapluat.vn/van-ban/Lao-dong-Tien-luong/Bo-Luat-lao-dong-2019-333670.aspx"
+)
+
+DEMO_POSTS: list[dict[str, Any]] = [
+    {
+        "kind": "law",
+        "title": "Làm thêm giờ được trả lương thế nào?",
+        "body": (
+            "Người lao động làm thêm giờ được trả lương ít nhất bằng 150% vào ngày thường, "
+            "200% vào ngày nghỉ hằng tuần và 300% vào ngày nghỉ lễ, tết, ngày nghỉ có hưởng "
+            "lương (Điều 98 Bộ luật Lao động 2019)."
+        ),
+        "link": LEGAL_SOURCE,
+        "hashtags": ("PhapLuatLaoDong",),
+    },
+    {
+        "kind": "event",
+        "title": "Kỷ niệm 97 năm Ngày thành lập Công đoàn Việt Nam (28/7/1929 – 28/7/2026)",
+        "body": (
+            "Các cụm thi đua tổ chức sinh hoạt chuyên đề, tuyên dương cán bộ công đoàn tiêu biểu."
+        ),
+    },
+    {
+        "kind": "news",
+        "title": "Chương trình “Tết sum vầy” năm 2027",
+        "body": "Công đoàn hỗ trợ xe đưa công nhân về quê đón Tết; đăng ký qua công đoàn cơ sở.",
+        "link": "https://congdoan.vn/tet-sum-vay",
+    },
+    {
+        "kind": "story",
+        "title": "Người tốt, việc tốt: chị Nguyễn Thị Hoa",
+        "body": "Chủ tịch công đoàn cơ sở đã vận động 40 đoàn viên hiến máu tình nguyện năm nay.",
+    },
+    {
+        "kind": "video",
+        "title": "Video: an toàn, vệ sinh lao động trong xưởng may",
+        "body": "Năm điều công nhân cần nhớ để làm việc an toàn trong Tháng hành động ATVSLĐ.",
+        "link": "https://www.youtube.com/watch?v=atvsld2026",
+    },
+    {
+        "kind": "infographic",
+        "title": "Infographic: 11 ngày nghỉ lễ, tết hưởng nguyên lương",
+        "body": (
+            "Người lao động được nghỉ làm việc, hưởng nguyên lương trong các ngày lễ, tết "
+            "(Điều 112)."
+        ),
+        "images": 1,
+    },
+    {
+        "kind": "infographic",
+        "title": "Bộ ảnh: Tháng Công nhân 2026 tại các cụm thi đua",
+        "body": "Một số hình ảnh hoạt động Tháng Công nhân của các công đoàn cơ sở.",
+        "images": 3,
+    },
+]
+
+
+def _demo_image(folder: Path, name: str, colour: tuple[int, int, int]) -> Path:
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (1080, 1350), colour)
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((60, 60, 1020, 1290), outline=(255, 255, 255), width=12)
+    draw.text((120, 640), "congdoan-bot demo", fill=(255, 255, 255))
+    path = folder / name
+    image.save(path, "PNG")
+    return path
+
+
+def run_demo(*, keep_open: bool = False) -> int:
+    """Run the demo; 0 only if every delivery reached `sent`."""
+    with tempfile.TemporaryDirectory(prefix="cdbot-demo-") as tmp:
+        return asyncio.run(_demo(Path(tmp), keep_open=keep_open))
+
+
+async def _demo(folder: Path, *, keep_open: bool) -> int:
+    from bot.app import App
+    from bot.cli.posts import build_draft, check_targets
+    from bot.db.migrate import upgrade
+    from bot.directory import import_directory, list_clusters
+    from bot.logs import setup_logging
+    from bot.settings import Settings
+    from connectors.sandbox import SandboxState
+    from schedules.clock import Clock
+
+    setup_logging("WARNING")
+    url = f"sqlite:///{folder / 'demo.sqlite3'}"
+    settings = Settings(
+        _env_file=None,  # the demo never uses the office's .env
+        database_url=url,
+        sandbox=True,
+        facebook_page_token=None,
+        zalo_access_token=None,
+        org_file=EXAMPLE_ORG_DIR / "organisation.yaml",
+        poll_seconds=1.0,
+        backoff_base_seconds=1.0,
+    )
+    upgrade(url)
+    # A rehearsal at any hour: the sandbox's night rule for broadcasts is off here.
+    state = SandboxState(auto_register=False, enforce_night_hours=False)
+    bot = App(settings, sandbox_state=state)
+    try:
+        async with bot.sessions.begin() as session:
+            await import_directory(
+                session, [EXAMPLE_ORG_DIR / n for n in ("clusters.csv", "unions.csv", "admins.csv")]
+            )
+        async with bot.sessions() as session:
+            clusters = await list_clusters(session)
+        for cluster in clusters:
+            if cluster.zalo_group_id:
+                state.add_group(cluster.zalo_group_id, f"Cụm {cluster.name}")
+            for admin in cluster.admins:
+                state.add_user(admin.zalo_user_id, admin.name)
+        out.print(
+            f"[bold]Demo congdoan-bot[/bold]: {bot.org.name} (dữ liệu mẫu), "
+            f"{len(clusters)} cụm thi đua."
+        )
+
+        now = await bot.queue.now()
+        for index, spec in enumerate(DEMO_POSTS):
+            fields = dict(spec)
+            images = [
+                _demo_image(folder, f"anh-{index}-{i}.png", (180 - 30 * i, 30, 40))
+                for i in range(int(fields.pop("images", 0)))
+            ]
+            fields |= {
+                "images": tuple(images),
+                "scheduled_at": now + timedelta(seconds=2 + index),
+                "channels": tuple(bot.org.default_channels),
+            }
+            draft = build_draft(fields, now)
+            targets = await check_targets(bot, draft)
+            await bot.queue.add(draft, actor="demo", approve_for=targets)
+        total = sum((await bot.queue.counts()).values())
+        out.print(f"Đã xếp {len(DEMO_POSTS)} bài, {total} lượt gửi, đến hạn trong vài giây tới.")
+
+        async with bot.connectors() as connectors:
+            out.print(f"Hộp cát (trang xem bài đã gửi): {bot.sandbox_url}/")
+            dispatcher = bot.dispatcher(connectors)
+            clock = Clock(settings.tz)
+            clock.start(dispatcher.wake)
+            stop = asyncio.Event()
+            serving = asyncio.create_task(dispatcher.serve(stop, clock.wake_at, until_idle=True))
+            await _progress(bot, serving, total)
+            clock.shutdown()
+            ok = await _report(bot, settings.tz)
+            if keep_open:
+                out.print(f"Hộp cát vẫn mở tại {bot.sandbox_url}/ — nhấn Ctrl-C để thoát.")
+                await _wait_forever()
+        return 0 if ok else 1
+    finally:
+        await bot.aclose()
+
+
+async def _progress(bot: Any, serving: asyncio.Task[None], total: int) -> None:
+    last = -1
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEMO_TIMEOUT_SECONDS
+    while not serving.done() and loop.time() < deadline:
+        sent = (await bot.queue.counts()).get("sent", 0)
+        if sent != last:
+            out.print(f"  đã gửi {sent}/{total}")
+            last = sent
+        await asyncio.wait({serving}, timeout=0.5)
+    if not serving.done():
+        serving.cancel()
+        out.print("[red]Quá thời gian chờ của demo.[/red]")
+    else:
+        await serving
+
+
+def _mark(statuses: list[str]) -> str:
+    """'✓' when all are sent, else how many of them are."""
+    from bot.texts import DELIVERY_STATUS
+
+    if not statuses:
+        return "—"
+    sent = statuses.count("sent")
+    if sent == len(statuses):
+        return f"✓ {sent}/{sent}" if len(statuses) > 1 else "✓"
+    pending = [DELIVERY_STATUS.get(s, s) for s in statuses if s != "sent"]
+    return f"{sent}/{len(statuses)} ({pending[0]})"
+
+
+async def _report(bot: Any, tz: Any) -> bool:
+    """A table for the whole organisation, then one per cluster; True if all was sent."""
+    from rich.table import Table
+
+    posts = await bot.queue.list_posts()
+    whole = Table(title="Toàn đơn vị")
+    for column in ("Bài", "Trang Facebook", "Zalo: người quan tâm"):
+        whole.add_column(column)
+    clusters: dict[str, Table] = {}
+    for post in posts:
+        label = f"#{post.id} {post.title[:40]}"
+        by_channel: dict[tuple[str | None, str], list[str]] = {}
+        for d in post.deliveries:
+            by_channel.setdefault((d.cluster_code, d.channel), []).append(d.status)
+        whole.add_row(
+            label,
+            _mark(by_channel.get((None, "facebook_page"), [])),
+            _mark(by_channel.get((None, "zalo_broadcast"), [])),
+        )
+        for code in sorted({c for c, _ in by_channel if c}):
+            table = clusters.get(code)
+            if table is None:
+                table = clusters[code] = Table(title=f"Cụm {code}")
+                for column in ("Bài", "Nhóm Zalo", "Quản trị viên"):
+                    table.add_column(column)
+            table.add_row(
+                label,
+                _mark(by_channel.get((code, "zalo_group"), [])),
+                _mark(by_channel.get((code, "zalo_user"), [])),
+            )
+    out.print(whole)
+    for code in sorted(clusters):
+        out.print(clusters[code])
+    statuses = [d.status for post in posts for d in post.deliveries]
+    all_sent = all(s == "sent" for s in statuses)
+    verdict = "mọi lượt gửi đã tới nơi" if all_sent else "CÓ lượt gửi chưa tới nơi"
+    out.print(
+        f"[bold]Kết quả: {statuses.count('sent')}/{len(statuses)} lượt gửi, {verdict}.[/bold]"
+    )
+    return all_sent
+
+
+async def _wait_forever() -> None:
+    await asyncio.Event().wait()

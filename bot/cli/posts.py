@@ -1,0 +1,286 @@
+"""`cdbot post …`: write, import, list, show, approve, cancel and retry posts."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bot.cli.common import iso, local, opened_app, out, parse_when, print_json, run, split_list
+from bot.errors import InputError
+
+app = typer.Typer(help="Soạn, nhập, duyệt và theo dõi bài đăng.", no_args_is_help=True)
+
+PAST_GRACE = timedelta(minutes=1)
+
+
+def _post_dict(post: Any, tz: Any) -> dict[str, Any]:
+    return {
+        "id": post.id,
+        "kind": post.kind,
+        "category": post.category,
+        "title": post.title,
+        "status": post.status,
+        "scheduled_at": iso(post.scheduled_at, tz),
+        "channels": post.channels,
+        "clusters": post.clusters,
+        "link": post.link,
+        "media": [Path(m).name for m in post.media],
+        "deliveries": {
+            "total": len(post.deliveries),
+            "sent": sum(1 for d in post.deliveries if d.status == "sent"),
+        },
+    }
+
+
+def build_draft(fields: dict[str, Any], now: datetime) -> Any:
+    """A checked `PostDraft` from an officer's fields, or an InputError in Vietnamese."""
+    from pydantic import ValidationError
+
+    from content.kinds import PostDraft, explain
+
+    try:
+        draft = PostDraft.model_validate(fields)
+    except ValidationError as exc:
+        raise InputError(explain(exc)) from exc
+    if draft.scheduled_at < now - PAST_GRACE:
+        raise InputError("Thời điểm đăng đã qua; hãy chọn một thời điểm trong tương lai.")
+    return draft
+
+
+async def check_targets(bot: Any, draft: Any) -> list[Any]:
+    """The draft's targets, with each channel's rendering within its limit."""
+    from bot.directory import clusters_by_code
+    from content.render import PostContent, render
+
+    if draft.clusters is not None:
+        async with bot.sessions() as session:
+            await clusters_by_code(session, draft.clusters)
+    content = PostContent(draft.kind, draft.title, draft.body, draft.link, draft.hashtags)
+    for channel in draft.channels:
+        rendering = render(content, channel, bot.identity)
+        if rendering.too_long:
+            from content.kinds import CHANNELS
+
+            raise InputError(
+                f"Bài dài {rendering.length} ký tự khi gửi qua «{CHANNELS[channel]}», "
+                f"vượt giới hạn {rendering.limit} ký tự."
+            )
+    return list(await bot.targets(draft.channels, draft.clusters))
+
+
+@app.command("add")
+def add(
+    kind: Annotated[
+        str, typer.Option(help="Loại bài: infographic, law, event, news, story, video.")
+    ],
+    title: Annotated[str, typer.Option(help="Tiêu đề bài.")],
+    body: Annotated[str | None, typer.Option(help="Nội dung bài.")] = None,
+    body_file: Annotated[
+        Path | None, typer.Option(help="Đọc nội dung từ tệp văn bản UTF-8.")
+    ] = None,
+    image: Annotated[
+        list[Path] | None, typer.Option(help="Ảnh JPEG/PNG đính kèm (lặp lại để thêm ảnh).")
+    ] = None,
+    link: Annotated[str | None, typer.Option(help="Liên kết chia sẻ hoặc nguồn.")] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(help='Giờ đăng, dạng "2026-12-01 07:30" (giờ Việt Nam); bỏ trống là ngay.'),
+    ] = None,
+    channels: Annotated[
+        str | None,
+        typer.Option(
+            help="Kênh, cách nhau dấu phẩy: facebook_page, zalo_broadcast, zalo_group, zalo_user."
+        ),
+    ] = None,
+    clusters: Annotated[
+        str | None, typer.Option(help="Mã cụm thi đua, cách nhau dấu phẩy; bỏ trống là tất cả.")
+    ] = None,
+    category: Annotated[
+        str | None, typer.Option(help="Nhóm nội dung: in_depth, regular, event, good_deeds.")
+    ] = None,
+    hashtag: Annotated[list[str] | None, typer.Option(help="Hashtag thêm (lặp lại được).")] = None,
+    approve: Annotated[
+        bool, typer.Option("--approve", help="Duyệt luôn để bài vào hàng đợi.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="In kết quả dạng JSON.")] = False,
+) -> None:
+    """Soạn một bài mới (bản nháp, hoặc duyệt luôn với --approve).
+
+    Ví dụ: cdbot post add --kind law --title "Làm thêm giờ" --body-file bai.txt
+    --at "2026-12-01 07:30" --clusters HCSN,GD --approve
+    """
+    if (body is None) == (body_file is None):
+        raise InputError("Cần đúng một trong hai: --body hoặc --body-file.")
+    if body_file is not None:
+        body = _read_text(body_file)
+    with opened_app() as bot:
+        tz = bot.settings.tz
+
+        async def work() -> Any:
+            now = await bot.queue.now()
+            fields = {
+                "kind": kind,
+                "title": title,
+                "body": body,
+                "link": link,
+                "images": tuple(image or ()),
+                "hashtags": tuple(hashtag or ()),
+                "scheduled_at": parse_when(at, tz) if at else now,
+                "channels": split_list(channels) or tuple(bot.org.default_channels),
+                "clusters": split_list(clusters),
+                "category": category,
+            }
+            draft = build_draft(fields, now)
+            targets = await check_targets(bot, draft)
+            post = await bot.queue.add(draft, actor="cli", approve_for=targets if approve else None)
+            return await bot.queue.get(post.id)
+
+        post = run(bot, work)
+        if as_json:
+            print_json(_post_dict(post, tz))
+            return
+        state = "đã duyệt, vào hàng đợi" if approve else "lưu nháp"
+        out.print(
+            f"Đã tạo bài #{post.id} ({state}), đăng lúc {local(post.scheduled_at, tz)}, "
+            f"{len(post.deliveries)} lượt gửi."
+        )
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise InputError(f"Không tìm thấy tệp nội dung «{path.name}».") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"Tệp «{path.name}» không phải văn bản UTF-8.") from exc
+    except OSError as exc:
+        raise InputError(f"Không đọc được tệp «{path.name}».") from exc
+
+
+@app.command("list")
+def list_posts(
+    status: Annotated[
+        str | None, typer.Option(help="Chỉ bài ở trạng thái: draft, approved, done, cancelled.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="In dạng JSON cho chương trình khác đọc.")
+    ] = False,
+) -> None:
+    """Liệt kê bài đăng theo giờ đăng."""
+    from rich.table import Table
+
+    from bot.texts import POST_STATUS
+    from content.kinds import KINDS
+
+    if status is not None and status not in POST_STATUS:
+        raise InputError(f"Trạng thái «{status}» không có; chọn: {', '.join(POST_STATUS)}.")
+    with opened_app() as bot:
+        posts = run(bot, lambda: bot.queue.list_posts(status))
+        tz = bot.settings.tz
+        if as_json:
+            print_json([_post_dict(p, tz) for p in posts])
+            return
+        table = Table(title=f"Bài đăng ({len(posts)})")
+        for column in ("#", "Loại", "Tiêu đề", "Giờ đăng", "Trạng thái", "Đã gửi"):
+            table.add_column(column)
+        for p in posts:
+            sent = sum(1 for d in p.deliveries if d.status == "sent")
+            table.add_row(
+                str(p.id),
+                KINDS.get(p.kind, p.kind),
+                p.title[:60],
+                local(p.scheduled_at, tz),
+                POST_STATUS.get(p.status, p.status),
+                f"{sent}/{len(p.deliveries)}",
+            )
+        out.print(table)
+
+
+@app.command("show")
+def show(
+    post_id: Annotated[int, typer.Argument(help="Số bài.")],
+    as_json: Annotated[bool, typer.Option("--json", help="In dạng JSON.")] = False,
+) -> None:
+    """Xem một bài và từng lượt gửi của nó."""
+    from rich.table import Table
+
+    from bot.texts import DELIVERY_STATUS, POST_STATUS
+    from content.kinds import CHANNELS
+
+    with opened_app() as bot:
+        post = run(bot, lambda: bot.queue.get(post_id))
+        tz = bot.settings.tz
+        if as_json:
+            data = _post_dict(post, tz)
+            data["body"] = post.body
+            data["delivery_list"] = [
+                {
+                    "id": d.id,
+                    "channel": d.channel,
+                    "target": d.target_label,
+                    "cluster": d.cluster_code,
+                    "status": d.status,
+                    "attempts": d.attempts,
+                    "remote_id": d.remote_id,
+                    "permalink": d.permalink,
+                    "error": d.last_error,
+                    "sent_at": iso(d.sent_at, tz),
+                }
+                for d in post.deliveries
+            ]
+            print_json(data)
+            return
+        out.print(f"[bold]#{post.id} {post.title}[/bold]")
+        out.print(
+            f"Loại: {post.kind} · Trạng thái: {POST_STATUS.get(post.status, post.status)} · "
+            f"Giờ đăng: {local(post.scheduled_at, tz)}"
+        )
+        out.print(post.body)
+        table = Table(title="Lượt gửi")
+        for column in ("Kênh", "Nơi nhận", "Cụm", "Trạng thái", "Lần thử", "Ghi chú"):
+            table.add_column(column)
+        for d in post.deliveries:
+            note = d.permalink or d.remote_id or ""
+            if d.last_error and d.status != "sent":
+                note = d.last_error
+            table.add_row(
+                CHANNELS.get(d.channel, d.channel),
+                d.target_label,
+                d.cluster_code or "",
+                DELIVERY_STATUS.get(d.status, d.status),
+                str(d.attempts),
+                note[:80],
+            )
+        out.print(table)
+
+
+@app.command("approve")
+def approve(post_id: Annotated[int, typer.Argument(help="Số bài cần duyệt.")]) -> None:
+    """Duyệt bài: tạo lượt gửi tới từng kênh và cụm đã chọn. Duyệt lại không tạo thêm."""
+    with opened_app() as bot:
+        post, created = run(bot, lambda: bot.approve(post_id, actor="cli"))
+        out.print(f"Đã duyệt bài #{post.id}: thêm {created} lượt gửi.")
+
+
+@app.command("cancel")
+def cancel(post_id: Annotated[int, typer.Argument(help="Số bài cần huỷ.")]) -> None:
+    """Huỷ bài: mọi lượt gửi chưa đi sẽ không đi nữa."""
+    with opened_app() as bot:
+        cancelled, in_flight = run(bot, lambda: bot.queue.cancel(post_id, actor="cli"))
+        out.print(f"Đã huỷ bài #{post_id}: dừng {cancelled} lượt gửi.")
+        if in_flight:
+            out.print(
+                f"{in_flight} lượt đang gửi dở, không thu hồi được; "
+                f"xem «cdbot post show {post_id}»."
+            )
+
+
+@app.command("retry")
+def retry(post_id: Annotated[int, typer.Argument(help="Số bài.")]) -> None:
+    """Gửi lại các lượt thất bại hoặc đã được người kiểm tra xác nhận là chưa đi."""
+    with opened_app() as bot:
+        count = run(bot, lambda: bot.queue.retry(post_id, actor="cli"))
+        out.print(f"Đã xếp lại {count} lượt gửi của bài #{post_id}.")

@@ -1,0 +1,1 @@
+"""Database: engine, models and the column types that keep time in UTC."""

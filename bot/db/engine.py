@@ -1,0 +1,78 @@
+"""Engines and sessions for SQLite (the default) and PostgreSQL (psycopg 3).
+
+The same URL is accepted in its plain form (``sqlite:///…``, ``postgresql://…``);
+the async driver is chosen here, in one place.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
+
+ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}
+SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
+
+
+def backend(url: str | URL) -> str:
+    """'sqlite' or 'postgresql'; anything else is refused."""
+    name = make_url(url).get_backend_name()
+    if name not in ASYNC_DRIVERS:
+        raise ValueError(name)
+    return name
+
+
+def async_url(url: str | URL) -> URL:
+    """The URL with the async driver this project uses."""
+    parsed = make_url(url)
+    return parsed.set(drivername=ASYNC_DRIVERS[backend(parsed)])
+
+
+def sync_url(url: str | URL) -> URL:
+    """The URL with a synchronous driver, for migrations."""
+    parsed = make_url(url)
+    return parsed.set(drivername=SYNC_DRIVERS[backend(parsed)])
+
+
+def ensure_sqlite_file(url: str | URL) -> None:
+    """Create the folder of a SQLite file, and the file itself with mode 0600."""
+    parsed = make_url(url)
+    if backend(parsed) != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return
+    path = Path(parsed.database)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def make_engine(url: str | URL, *, pool_size: int = 10) -> AsyncEngine:
+    """An async engine with the settings each backend needs for the queue."""
+    target = async_url(url)
+    if backend(target) == "sqlite":
+        ensure_sqlite_file(url)
+        engine = create_async_engine(target, poolclass=NullPool)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(
+        target, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+    )
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:
+    """Sessions that keep loaded objects usable after commit."""
+    return async_sessionmaker(engine, expire_on_commit=False)

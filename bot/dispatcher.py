@@ -1,0 +1,331 @@
+"""The dispatcher: claims due deliveries, sends them through connectors, records outcomes.
+
+It holds no state another process needs: leases, due times and outcomes live in the
+database (`bot.queue`). Concurrency is capped per account; the loop sleeps until the
+next due time, woken by the in-process clock (`schedules.clock`) or by finished work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from bot.backoff import full_jitter
+from bot.db.models import DeliveryStatus as S
+from bot.queue import Claimed, PostQueue
+from connectors.base import (
+    AuthExpired,
+    CannotTell,
+    Connector,
+    OutboundMessage,
+    OutcomeUnknown,
+    PlatformError,
+    Rejected,
+    Throttled,
+    Unavailable,
+)
+
+log = logging.getLogger(__name__)
+
+Compose = Callable[[Claimed], Awaitable[OutboundMessage]]
+WakeAt = Callable[[datetime], None]
+
+
+def worker_name() -> str:
+    """host:pid:random, unique per process start."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How hard and how often the dispatcher tries."""
+
+    lease_seconds: float = 300.0
+    max_attempts: int = 8
+    backoff_base: float = 5.0
+    backoff_cap: float = 3600.0
+    settle_seconds: float = 15.0
+    poll_seconds: float = 5.0
+    idle_horizon_seconds: float = 60.0
+    concurrency: Mapping[str, int] = field(default_factory=lambda: {"facebook": 1, "zalo": 8})
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a platform error means for the delivery and its account."""
+
+    status: S
+    outcome: str
+    retry_in: float = 0.0
+    refund: bool = False
+    """The try does not count toward the attempt limit (the platform asked us to wait)."""
+    pause: tuple[float | None, bool] | None = None
+    """(seconds or None for "until a person acts", needs_reauth) to pause the account."""
+
+
+def judge(exc: PlatformError, attempt: int, policy: Policy) -> Verdict:
+    """The state machine's answer to a failed attempt number `attempt`."""
+    if isinstance(exc, Throttled):
+        return Verdict(S.RETRY_WAIT, "throttled", exc.retry_after, True, (exc.retry_after, False))
+    if isinstance(exc, AuthExpired):
+        return Verdict(S.RETRY_WAIT, "auth", 0.0, True, (None, True))
+    if isinstance(exc, Rejected):
+        return Verdict(S.FAILED, "rejected")
+    if isinstance(exc, OutcomeUnknown):
+        return Verdict(S.IN_DOUBT, "unknown", policy.settle_seconds)
+    if isinstance(exc, Unavailable) and exc.retry_after is not None:
+        return Verdict(S.RETRY_WAIT, "deferred", exc.retry_after, True)
+    if attempt >= policy.max_attempts:
+        return Verdict(S.FAILED, "unavailable")
+    delay = full_jitter(attempt, base=policy.backoff_base, cap=policy.backoff_cap)
+    return Verdict(S.RETRY_WAIT, "unavailable", delay)
+
+
+class Dispatcher:
+    """Moves deliveries of every account along the state machine."""
+
+    def __init__(
+        self,
+        queue: PostQueue,
+        connectors: Mapping[str, Connector],
+        compose: Compose,
+        policy: Policy,
+        *,
+        worker: str | None = None,
+    ) -> None:
+        self.queue = queue
+        self.connectors = dict(connectors)
+        self.compose = compose
+        self.policy = policy
+        self.worker = worker or worker_name()
+        self._inflight: dict[str, set[asyncio.Task[None]]] = {k: set() for k in self.connectors}
+        self._wake = asyncio.Event()
+
+    @property
+    def busy(self) -> int:
+        """Deliveries this process is working on now."""
+        return sum(len(tasks) for tasks in self._inflight.values())
+
+    def wake(self) -> None:
+        """Make the loop look for work now."""
+        self._wake.set()
+
+    async def step(self) -> int:
+        """Sweep, then lease and start whatever is due within each account's cap."""
+        swept = await self.queue.sweep()
+        if swept:
+            log.warning("%d lần gửi bị gián đoạn chuyển sang chờ đối soát", swept)
+        started = 0
+        for account, connector in self.connectors.items():
+            free = self.policy.concurrency.get(account, 1) - len(self._inflight[account])
+            doubtful = await self.queue.claim_in_doubt(
+                account, free, worker=self.worker, lease_seconds=self.policy.lease_seconds
+            )
+            for claimed in doubtful:
+                self._start(account, self._reconcile(connector, claimed))
+            free -= len(doubtful)
+            claimed_now = await self.queue.claim(
+                account, free, worker=self.worker, lease_seconds=self.policy.lease_seconds
+            )
+            for claimed in claimed_now:
+                self._start(account, self._deliver(connector, claimed))
+            started += len(doubtful) + len(claimed_now)
+        return started
+
+    def _start(self, account: str, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._inflight[account].add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._inflight[account].discard(finished)
+            if not finished.cancelled() and finished.exception() is not None:
+                log.error("lỗi không lường trước khi gửi", exc_info=finished.exception())
+            self._wake.set()
+
+        task.add_done_callback(done)
+
+    async def serve(
+        self, stop: asyncio.Event, wake_at: WakeAt | None = None, *, until_idle: bool = False
+    ) -> None:
+        """Run until `stop` is set (or, with `until_idle`, until nothing is due soon)."""
+        while not stop.is_set():
+            self._wake.clear()
+            await self.step()
+            now = await self.queue.now()
+            next_due = await self.queue.next_due()
+            if until_idle and not self.busy and self._idle(now, next_due):
+                break
+            soonest = now + timedelta(seconds=self.policy.poll_seconds)
+            if next_due is not None and next_due < soonest:
+                soonest = next_due
+            if wake_at is not None:
+                wake_at(soonest)
+                timeout = self.policy.poll_seconds * 2  # the clock wakes us; this is a backstop
+            else:
+                timeout = max(0.0, (soonest - now).total_seconds())
+            await _first_of(self._wake, stop, timeout)
+        await self.drain()
+
+    def _idle(self, now: datetime, next_due: datetime | None) -> bool:
+        horizon = now + timedelta(seconds=self.policy.idle_horizon_seconds)
+        return next_due is None or next_due > horizon
+
+    async def drain(self) -> None:
+        """Wait for every delivery in flight to finish."""
+        tasks = [t for tasks in self._inflight.values() for t in tasks]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # ---- one delivery ---------------------------------------------------------------------
+
+    async def _deliver(self, connector: Connector, claimed: Claimed) -> None:
+        try:
+            message = await self.compose(claimed)
+        except Exception as exc:  # our own bug or bad data: this delivery fails, others go on
+            log.exception("không dựng được nội dung cho lượt gửi #%d", claimed.id)
+            await self._fail_before_send(claimed, exc)
+            return
+        attempt = await self.queue.begin_attempt(
+            claimed,
+            worker=self.worker,
+            fingerprint=message.fingerprint,
+            lease_seconds=self.policy.lease_seconds,
+        )
+        if attempt is None:
+            return  # cancelled, or the lease went to another worker
+        try:
+            receipt = await connector.send(message)
+        except PlatformError as exc:
+            await self._record_error(connector, claimed, attempt, exc)
+        except Exception as exc:  # raised inside a connector: it may have sent
+            log.exception("lỗi không lường trước khi gửi lượt #%d", claimed.id)
+            await self.queue.finish(
+                claimed.id,
+                attempt,
+                S.IN_DOUBT,
+                outcome="crash",
+                error_code="internal",
+                error=f"{type(exc).__name__}: {exc}"[:2000],
+                retry_in=self.policy.settle_seconds,
+            )
+        else:
+            await self.queue.finish(
+                claimed.id,
+                attempt,
+                S.SENT,
+                outcome="sent",
+                remote_id=receipt.remote_id,
+                permalink=receipt.permalink,
+            )
+
+    async def _fail_before_send(self, claimed: Claimed, exc: Exception) -> None:
+        attempt = await self.queue.begin_attempt(
+            claimed, worker=self.worker, fingerprint="", lease_seconds=self.policy.lease_seconds
+        )
+        if attempt is not None:
+            await self.queue.finish(
+                claimed.id,
+                attempt,
+                S.FAILED,
+                outcome="internal",
+                error_code="internal",
+                error=f"Lỗi nội bộ khi dựng nội dung: {type(exc).__name__}: {exc}"[:2000],
+            )
+
+    async def _record_error(
+        self, connector: Connector, claimed: Claimed, attempt: int, exc: PlatformError
+    ) -> None:
+        verdict = judge(exc, claimed.attempts + 1, self.policy)
+        if verdict.pause is not None:
+            seconds, needs_reauth = verdict.pause
+            await self.queue.pause_account(
+                connector.account, seconds=seconds, needs_reauth=needs_reauth, note=exc.message
+            )
+        await self.queue.finish(
+            claimed.id,
+            attempt,
+            verdict.status,
+            outcome=verdict.outcome,
+            error_code=exc.code,
+            error=exc.message[:2000],
+            retry_in=verdict.retry_in,
+            refund_attempt=verdict.refund,
+        )
+
+    async def _reconcile(self, connector: Connector, claimed: Claimed) -> None:
+        attempt = claimed.current_attempt_id
+        if attempt is None:  # never reached the wire
+            await self.queue.resend_after_absent(claimed, worker=self.worker)
+            return
+        since = await self.queue.attempt_started(attempt)
+        try:
+            message = await self.compose(claimed)
+            receipt = await connector.find_sent(message, since)
+        except CannotTell as exc:
+            await self.queue.finish(
+                claimed.id,
+                attempt,
+                S.NEEDS_HUMAN,
+                outcome="cannot_tell",
+                error_code="cannot_tell",
+                error=exc.message,
+            )
+            return
+        except AuthExpired as exc:
+            await self.queue.pause_account(
+                connector.account, seconds=None, needs_reauth=True, note=exc.message
+            )
+            await self.queue.finish(
+                claimed.id,
+                attempt,
+                S.IN_DOUBT,
+                outcome="reconcile_later",
+                error_code=exc.code,
+                error=exc.message,
+            )
+            return
+        except Exception as exc:  # could not look: look again later
+            retry = full_jitter(2, base=self.policy.settle_seconds, cap=self.policy.backoff_cap)
+            await self.queue.finish(
+                claimed.id,
+                attempt,
+                S.IN_DOUBT,
+                outcome="reconcile_later",
+                error_code="reconcile",
+                error=str(exc)[:2000],
+                retry_in=retry,
+            )
+            return
+        if receipt is not None:
+            await self.queue.finish(
+                claimed.id,
+                attempt,
+                S.SENT,
+                outcome="reconciled",
+                remote_id=receipt.remote_id,
+                permalink=receipt.permalink,
+            )
+        elif not await self.queue.resend_after_absent(claimed, worker=self.worker):
+            await self.queue.finish(
+                claimed.id,
+                attempt,
+                S.NEEDS_HUMAN,
+                outcome="absent_twice",
+                error_code="absent_after_resend",
+                error="Không thấy bài trên nền tảng kể cả sau khi gửi lại; cần người kiểm tra.",
+            )
+
+
+async def _first_of(event: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:
+    waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(stop.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

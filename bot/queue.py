@@ -1,0 +1,589 @@
+"""The post queue: the only code that writes posts and deliveries.
+
+Every state change of a delivery is one guarded UPDATE whose WHERE clause names the
+state it leaves (and, once work has begun, the attempt that owns it), so two
+processes can never both move the same row. "Now" always comes from the database.
+See docs/ARCHITECTURE.md for the state machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import selectinload
+
+from bot.db.models import (
+    CLAIMABLE,
+    TERMINAL,
+    Account,
+    Attempt,
+    AuditEntry,
+    Channel,
+    Cluster,
+    Delivery,
+    Post,
+    PostStatus,
+)
+from bot.db.models import DeliveryStatus as S
+from bot.db.types import db_now
+from bot.errors import InputError
+from content.kinds import PostDraft
+
+LIVE = (S.PENDING, S.RETRY_WAIT, S.CLAIMED, S.SENDING, S.IN_DOUBT)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One place a post goes."""
+
+    channel: str
+    target_id: str
+    label: str
+    cluster_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery this worker holds a lease on."""
+
+    id: int
+    post_id: int
+    channel: str
+    target_id: str
+    account: str
+    attempts: int
+    resends: int
+    current_attempt_id: int | None
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """An account's health as the dispatcher and `status` see it."""
+
+    key: str
+    paused_until: datetime | None
+    needs_reauth: bool
+    note: str | None
+
+
+def _insert_ignore(session: AsyncSession, table: Any) -> Any:
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
+def _not_paused(account_column: Any) -> Any:
+    paused = (
+        select(Account.key)
+        .where(Account.key == account_column)
+        .where(or_(Account.needs_reauth, Account.paused_until > db_now()))
+    )
+    return ~exists(paused)
+
+
+class PostQueue:
+    """Posts and their deliveries, from draft to done."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    # ---- the officer's side -------------------------------------------------------------
+
+    async def add(
+        self, draft: PostDraft, *, actor: str, approve_for: Sequence[Target] | None = None
+    ) -> Post:
+        """Store a draft post; with `approve_for`, approve it in the same transaction."""
+        async with self._sessions.begin() as session:
+            if draft.source_key and await session.scalar(
+                select(Post.id).where(Post.source_key == draft.source_key)
+            ):
+                raise InputError(f"Đã có bài với mã nguồn «{draft.source_key}».")
+            post = Post(
+                kind=draft.kind,
+                category=draft.plan_category,
+                title=draft.title,
+                body=draft.body,
+                link=draft.link,
+                hashtags=list(draft.hashtags),
+                media=[str(p) for p in draft.images],
+                channels=list(draft.channels),
+                clusters=list(draft.clusters) if draft.clusters is not None else None,
+                source=draft.source,
+                source_key=draft.source_key,
+                status=PostStatus.DRAFT,
+                scheduled_at=draft.scheduled_at,
+                author=actor,
+            )
+            session.add(post)
+            await session.flush()
+            session.add(AuditEntry(actor=actor, action="post.add", post_id=post.id))
+            if approve_for is not None:
+                await self._approve_in(session, post, approve_for, actor)
+        return post
+
+    async def approve(
+        self, post_id: int, targets: Sequence[Target], *, actor: str
+    ) -> tuple[Post, int]:
+        """Approve a post and create one delivery per target, all in one transaction.
+
+        Approving again adds nothing: deliveries are unique per (post, channel, target).
+        Returns the post and the number of deliveries created now.
+        """
+        async with self._sessions.begin() as session:
+            post = await self._post_for_update(session, post_id)
+            created = await self._approve_in(session, post, targets, actor)
+        return post, created
+
+    async def _approve_in(
+        self, session: AsyncSession, post: Post, targets: Sequence[Target], actor: str
+    ) -> int:
+        if post.status == PostStatus.CANCELLED:
+            raise InputError(f"Bài #{post.id} đã bị huỷ, không thể duyệt.")
+        if post.status == PostStatus.DRAFT:
+            post.status = PostStatus.APPROVED
+            post.approver = actor
+            post.approved_at = await session.scalar(select(db_now()))
+        rows = [
+            {
+                "post_id": post.id,
+                "channel": t.channel,
+                "target_id": t.target_id,
+                "target_label": t.label,
+                "cluster_code": t.cluster_code,
+                "account": Channel(t.channel).account,
+                "status": S.PENDING,
+                "next_attempt_at": post.scheduled_at,
+            }
+            for t in targets
+        ]
+        created = 0
+        if rows:
+            inserted = await session.scalars(
+                _insert_ignore(session, Delivery).values(rows).returning(Delivery.id)
+            )
+            created = len(inserted.all())
+        session.add(
+            AuditEntry(actor=actor, action="post.approve", post_id=post.id, detail={"new": created})
+        )
+        return created
+
+    async def cancel(self, post_id: int, *, actor: str) -> tuple[int, int]:
+        """Cancel a post: deliveries not yet on the wire are cancelled.
+
+        Returns (cancelled now, already being sent). A delivery in `sending` left the
+        queue before the cancel and cannot be called back.
+        """
+        async with self._sessions.begin() as session:
+            post = await self._post_for_update(session, post_id)
+            if post.status == PostStatus.DONE:
+                raise InputError(f"Bài #{post_id} đã đăng xong, không thể huỷ.")
+            post.status = PostStatus.CANCELLED
+            result = await session.execute(
+                update(Delivery)
+                .where(Delivery.post_id == post_id, Delivery.status.in_(CLAIMABLE))
+                .values(status=S.CANCELLED, lease_owner=None, lease_expires_at=None)
+            )
+            in_flight = await session.scalar(
+                select(func.count())
+                .select_from(Delivery)
+                .where(Delivery.post_id == post_id, Delivery.status.in_((S.SENDING, S.IN_DOUBT)))
+            )
+            session.add(AuditEntry(actor=actor, action="post.cancel", post_id=post_id))
+        return int(getattr(result, "rowcount", 0) or 0), int(in_flight or 0)
+
+    async def retry(self, post_id: int, *, actor: str) -> int:
+        """Send again the deliveries that failed or that a person confirmed were not sent."""
+        async with self._sessions.begin() as session:
+            post = await self._post_for_update(session, post_id)
+            if post.status == PostStatus.CANCELLED:
+                raise InputError(f"Bài #{post_id} đã bị huỷ.")
+            if post.status == PostStatus.DRAFT:
+                raise InputError(f"Bài #{post_id} chưa được duyệt.")
+            result = await session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.post_id == post_id,
+                    Delivery.status.in_((S.FAILED, S.NEEDS_HUMAN)),
+                )
+                .values(
+                    status=S.PENDING,
+                    attempts=0,
+                    resends=0,
+                    next_attempt_at=db_now(),
+                    last_error=None,
+                    last_error_code=None,
+                )
+            )
+            count = int(getattr(result, "rowcount", 0) or 0)
+            if count:
+                post.status = PostStatus.APPROVED
+            session.add(AuditEntry(actor=actor, action="post.retry", post_id=post_id))
+        return count
+
+    async def _post_for_update(self, session: AsyncSession, post_id: int) -> Post:
+        post = await session.scalar(select(Post).where(Post.id == post_id).with_for_update())
+        if post is None:
+            raise InputError(f"Không có bài #{post_id}.")
+        return post
+
+    async def get(self, post_id: int) -> Post:
+        """A post with its deliveries."""
+        async with self._sessions() as session:
+            post = await session.scalar(
+                select(Post).where(Post.id == post_id).options(selectinload(Post.deliveries))
+            )
+        if post is None:
+            raise InputError(f"Không có bài #{post_id}.")
+        return post
+
+    async def list_posts(self, status: str | None = None) -> list[Post]:
+        """Posts (newest schedule last), with their deliveries."""
+        query = (
+            select(Post).options(selectinload(Post.deliveries)).order_by(Post.scheduled_at, Post.id)
+        )
+        if status:
+            query = query.where(Post.status == status)
+        async with self._sessions() as session:
+            return list(await session.scalars(query))
+
+    # ---- the dispatcher's side ----------------------------------------------------------
+
+    async def claim(
+        self, account: str, limit: int, *, worker: str, lease_seconds: float
+    ) -> list[Claimed]:
+        """Lease up to `limit` due deliveries of an account that is not paused."""
+        if limit <= 0:
+            return []
+        due = (
+            select(Delivery.id)
+            .where(
+                Delivery.account == account,
+                Delivery.status.in_(CLAIMABLE),
+                Delivery.next_attempt_at <= db_now(),
+                or_(Delivery.status != S.CLAIMED, Delivery.lease_expires_at < db_now()),
+                _not_paused(Delivery.account),
+            )
+            .order_by(Delivery.next_attempt_at, Delivery.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        statement = (
+            update(Delivery)
+            .where(Delivery.id.in_(due.scalar_subquery()))
+            .values(status=S.CLAIMED, lease_owner=worker, lease_expires_at=db_now(lease_seconds))
+            .returning(*_CLAIMED_COLUMNS)
+            .execution_options(synchronize_session=False)
+        )
+        async with self._sessions.begin() as session:
+            rows = (await session.execute(statement)).all()
+        return [Claimed(**row._asdict()) for row in rows]
+
+    async def begin_attempt(
+        self, claimed: Claimed, *, worker: str, fingerprint: str, lease_seconds: float
+    ) -> int | None:
+        """Record the attempt and move claimed → sending, before any HTTP call.
+
+        Returns the attempt id, or None when the lease was lost or the post cancelled.
+        """
+        async with self._sessions.begin() as session:
+            attempt = Attempt(delivery_id=claimed.id, number=claimed.attempts + 1, worker=worker)
+            session.add(attempt)
+            await session.flush()
+            result = await session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id == claimed.id,
+                    Delivery.status == S.CLAIMED,
+                    Delivery.lease_owner == worker,
+                )
+                .values(
+                    status=S.SENDING,
+                    attempts=Delivery.attempts + 1,
+                    current_attempt_id=attempt.id,
+                    fingerprint=fingerprint,
+                    lease_expires_at=db_now(lease_seconds),
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if not getattr(result, "rowcount", 0):
+                await session.rollback()
+                return None
+            return attempt.id
+
+    async def finish(
+        self,
+        delivery_id: int,
+        attempt_id: int,
+        status: S,
+        *,
+        outcome: str,
+        remote_id: str | None = None,
+        permalink: str | None = None,
+        error_code: str | None = None,
+        error: str | None = None,
+        retry_in: float = 0.0,
+        refund_attempt: bool = False,
+    ) -> bool:
+        """Record how an attempt ended. False if another outcome was recorded first."""
+        values: dict[str, Any] = {
+            "status": status,
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "last_error_code": error_code,
+            "last_error": error,
+        }
+        if status == S.SENT:
+            values |= {"remote_id": remote_id, "permalink": permalink, "sent_at": db_now()}
+        if status in (S.RETRY_WAIT, S.IN_DOUBT):
+            values["next_attempt_at"] = db_now(retry_in)
+        if refund_attempt:
+            values["attempts"] = Delivery.attempts - 1
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id == delivery_id,
+                    Delivery.current_attempt_id == attempt_id,
+                    Delivery.status.in_((S.SENDING, S.IN_DOUBT, S.NEEDS_HUMAN)),
+                )
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+            if not getattr(result, "rowcount", 0):
+                return False
+            await session.execute(
+                update(Attempt)
+                .where(Attempt.id == attempt_id)
+                .values(
+                    finished_at=db_now(),
+                    outcome=outcome,
+                    error_code=error_code,
+                    error=error,
+                    remote_id=remote_id,
+                )
+            )
+            await self._close_post_if_done(session, delivery_id)
+        return True
+
+    async def release(self, claimed: Claimed, *, worker: str) -> None:
+        """Give back a lease on a delivery not yet sent (shutdown, or a paused account)."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id == claimed.id,
+                    Delivery.status == S.CLAIMED,
+                    Delivery.lease_owner == worker,
+                )
+                .values(status=S.PENDING, lease_owner=None, lease_expires_at=None)
+            )
+
+    async def sweep(self) -> int:
+        """Deliveries whose sender vanished mid-send become in_doubt, never silently re-sent."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(Delivery)
+                .where(Delivery.status == S.SENDING, Delivery.lease_expires_at < db_now())
+                .values(
+                    status=S.IN_DOUBT,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    next_attempt_at=db_now(),
+                    last_error="Tiến trình gửi dừng giữa chừng; cần đối soát.",
+                    last_error_code="lease_expired",
+                )
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def claim_in_doubt(
+        self, account: str, limit: int, *, worker: str, lease_seconds: float
+    ) -> list[Claimed]:
+        """Lease in_doubt deliveries for reconciliation (their status does not change)."""
+        due = (
+            select(Delivery.id)
+            .where(
+                Delivery.account == account,
+                Delivery.status == S.IN_DOUBT,
+                Delivery.next_attempt_at <= db_now(),
+                or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at < db_now()),
+                _not_paused(Delivery.account),
+            )
+            .order_by(Delivery.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        statement = (
+            update(Delivery)
+            .where(Delivery.id.in_(due.scalar_subquery()))
+            .values(lease_owner=worker, lease_expires_at=db_now(lease_seconds))
+            .returning(*_CLAIMED_COLUMNS)
+            .execution_options(synchronize_session=False)
+        )
+        async with self._sessions.begin() as session:
+            rows = (await session.execute(statement)).all()
+        return [Claimed(**row._asdict()) for row in rows]
+
+    async def resend_after_absent(self, claimed: Claimed, *, worker: str) -> bool:
+        """A reconciled delivery proved absent goes back to pending, once."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id == claimed.id,
+                    Delivery.status == S.IN_DOUBT,
+                    Delivery.lease_owner == worker,
+                    Delivery.resends < 1,
+                )
+                .values(
+                    status=S.PENDING,
+                    resends=Delivery.resends + 1,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    next_attempt_at=db_now(),
+                )
+            )
+            return bool(getattr(result, "rowcount", 0))
+
+    async def attempt_started(self, attempt_id: int) -> datetime:
+        """When an attempt began (reconciliation looks for the post from then on)."""
+        async with self._sessions() as session:
+            started = await session.scalar(
+                select(Attempt.started_at).where(Attempt.id == attempt_id)
+            )
+        if started is None:
+            raise LookupError(attempt_id)
+        return started
+
+    async def post_of(self, post_id: int) -> Post:
+        """The post a delivery belongs to (for rendering)."""
+        async with self._sessions() as session:
+            post = await session.get(Post, post_id)
+        if post is None:
+            raise LookupError(post_id)
+        return post
+
+    async def _close_post_if_done(self, session: AsyncSession, delivery_id: int) -> None:
+        post_id = select(Delivery.post_id).where(Delivery.id == delivery_id).scalar_subquery()
+        live = select(Delivery.id).where(
+            Delivery.post_id == Post.id, Delivery.status.not_in(tuple(TERMINAL))
+        )
+        await session.execute(
+            update(Post)
+            .where(Post.id == post_id, Post.status == PostStatus.APPROVED, ~exists(live))
+            .values(status=PostStatus.DONE)
+            .execution_options(synchronize_session=False)
+        )
+
+    # ---- accounts -------------------------------------------------------------------------
+
+    async def pause_account(
+        self, key: str, *, seconds: float | None, needs_reauth: bool, note: str
+    ) -> None:
+        """Pause an account for `seconds`, or until a person acts (`needs_reauth`)."""
+        values: dict[str, Any] = {"needs_reauth": needs_reauth, "note": note}
+        values["paused_until"] = db_now(seconds) if seconds is not None else None
+        async with self._sessions.begin() as session:
+            await session.execute(
+                _insert_ignore(session, Account).values(key=key, needs_reauth=False)
+            )
+            await session.execute(update(Account).where(Account.key == key).values(**values))
+
+    async def resume_account(self, key: str) -> None:
+        """Lift a pause (a token was replaced)."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(Account)
+                .where(Account.key == key)
+                .values(needs_reauth=False, paused_until=None, note=None)
+            )
+
+    async def accounts(self) -> dict[str, AccountState]:
+        """Every account row, by key."""
+        async with self._sessions() as session:
+            rows = await session.scalars(select(Account))
+            return {
+                a.key: AccountState(a.key, a.paused_until, a.needs_reauth, a.note) for a in rows
+            }
+
+    # ---- reading the state ------------------------------------------------------------------
+
+    async def next_due(self) -> datetime | None:
+        """When the dispatcher next has something to do (a due time, a pause ending, a lease)."""
+        async with self._sessions() as session:
+            due = await session.scalar(
+                select(func.min(Delivery.next_attempt_at)).where(
+                    Delivery.status.in_((S.PENDING, S.RETRY_WAIT, S.IN_DOUBT)),
+                    _not_paused(Delivery.account),
+                )
+            )
+            lease = await session.scalar(
+                select(func.min(Delivery.lease_expires_at)).where(
+                    Delivery.status.in_((S.CLAIMED, S.SENDING))
+                )
+            )
+            paused = await session.scalar(
+                select(func.min(Account.paused_until)).where(
+                    Account.paused_until > db_now(),
+                    ~Account.needs_reauth,
+                    exists(
+                        select(Delivery.id).where(
+                            and_(Delivery.account == Account.key, Delivery.status.in_(LIVE))
+                        )
+                    ),
+                )
+            )
+            now = await session.scalar(select(db_now()))
+        candidates = [t for t in (due, lease, paused) if t is not None]
+        if not candidates:
+            return None
+        soonest = min(candidates)
+        return max(soonest, now) if now is not None else soonest
+
+    async def counts(self) -> dict[str, int]:
+        """Deliveries by status."""
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(Delivery.status, func.count()).group_by(Delivery.status)
+            )
+            return {str(status): int(n) for status, n in rows.all()}
+
+    async def live_count(self) -> int:
+        """Deliveries not yet in a final state."""
+        async with self._sessions() as session:
+            n = await session.scalar(
+                select(func.count()).select_from(Delivery).where(Delivery.status.in_(LIVE))
+            )
+        return int(n or 0)
+
+    async def now(self) -> datetime:
+        """The database's clock."""
+        async with self._sessions() as session:
+            value: datetime | None = await session.scalar(select(db_now()))
+        if value is None:
+            raise RuntimeError("the database returned no time")
+        return value
+
+
+_CLAIMED_COLUMNS = (
+    Delivery.id,
+    Delivery.post_id,
+    Delivery.channel,
+    Delivery.target_id,
+    Delivery.account,
+    Delivery.attempts,
+    Delivery.resends,
+    Delivery.current_attempt_id,
+)
+
+
+async def clusters_for(session: AsyncSession, codes: Sequence[str] | None) -> list[Cluster]:
+    """The clusters a post targets (None = all), with admins loaded."""
+    query = select(Cluster).options(selectinload(Cluster.admins)).order_by(Cluster.code)
+    if codes is not None:
+        query = query.where(Cluster.code.in_(list(codes)))
+    return list(await session.scalars(query))

@@ -1,0 +1,104 @@
+"""Settings read from the environment and `.env` (prefix ``CDBOT_``).
+
+Only the composition root (`bot.app`) builds a `Settings`; everything below it
+receives plain values (URLs, tokens, paths), never this object.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("data")
+EXAMPLE_ORG_DIR = Path(__file__).resolve().parent.parent / "content" / "data" / "example"
+
+# Values people paste from examples; a secret equal to one of these is treated as missing.
+PLACEHOLDERS = frozenset({"", "changeme", "change-me", "xxx", "your-secret", "secret", "todo"})
+
+
+def _real(secret: SecretStr | None) -> bool:
+    return secret is not None and secret.get_secret_value().strip().lower() not in PLACEHOLDERS
+
+
+class Settings(BaseSettings):
+    """Everything the bot can be told from outside. See `.env.example` for each key."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CDBOT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    database_url: str = Field(default=f"sqlite:///{DEFAULT_DATA_DIR / 'cdbot.sqlite3'}")
+    timezone: str = "Asia/Ho_Chi_Minh"
+    secret_key: SecretStr | None = None
+    sandbox: bool = True
+    sandbox_url: str | None = None
+    org_file: Path = EXAMPLE_ORG_DIR / "organisation.yaml"
+    log_level: str = "INFO"
+
+    facebook_graph_url: str = "https://graph.facebook.com"
+    facebook_api_version: str = "v26.0"
+    facebook_page_id: str | None = None
+    facebook_page_token: SecretStr | None = None
+    facebook_app_secret: SecretStr | None = None
+
+    zalo_openapi_url: str = "https://openapi.zalo.me"
+    zalo_oauth_url: str = "https://oauth.zaloapp.com"
+    zalo_app_id: str | None = None
+    zalo_app_secret: SecretStr | None = None
+    zalo_refresh_token: SecretStr | None = None
+    zalo_access_token: SecretStr | None = None
+
+    # Dispatcher tuning.
+    lease_seconds: Annotated[int, Field(ge=10)] = 300
+    max_attempts: Annotated[int, Field(ge=1)] = 8
+    backoff_base_seconds: Annotated[float, Field(gt=0)] = 5.0
+    backoff_cap_seconds: Annotated[float, Field(gt=0)] = 3600.0
+    http_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    poll_seconds: Annotated[float, Field(gt=0)] = 5.0
+    facebook_concurrency: Annotated[int, Field(ge=1)] = 1
+    zalo_concurrency: Annotated[int, Field(ge=1)] = 8
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"múi giờ không tồn tại: {value}") from exc
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The zone in which the officer reads and writes times."""
+        return ZoneInfo(self.timezone)
+
+    @property
+    def facebook_configured(self) -> bool:
+        """True when real Facebook credentials are present."""
+        return bool(self.facebook_page_id) and _real(self.facebook_page_token)
+
+    @property
+    def zalo_configured(self) -> bool:
+        """True when real Zalo credentials are present."""
+        # Until token rotation lands, a live OA needs a current access token as well.
+        return (
+            bool(self.zalo_app_id) and _real(self.zalo_app_secret) and _real(self.zalo_access_token)
+        )
+
+    def missing_for_production(self) -> list[str]:
+        """Keys that must be set when the sandbox is switched off."""
+        missing: list[str] = []
+        if not self.facebook_configured:
+            missing += ["CDBOT_FACEBOOK_PAGE_ID", "CDBOT_FACEBOOK_PAGE_TOKEN"]
+        if not self.zalo_configured:
+            missing += ["CDBOT_ZALO_APP_ID", "CDBOT_ZALO_APP_SECRET", "CDBOT_ZALO_ACCESS_TOKEN"]
+        if not _real(self.secret_key):
+            missing.append("CDBOT_SECRET_KEY")
+        return missing

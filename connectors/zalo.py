@@ -1,0 +1,215 @@
+"""Zalo Official Account connector: cluster groups (GMF), admins (CS), follower broadcast.
+
+Zalo answers application errors with HTTP 200 and a negative `error`; `check_response`
+maps them to the dispatcher's classes (table in tests/unit/test_zalo_errors.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from connectors._http import mapped_errors, new_client
+from connectors.base import (
+    AuthExpired,
+    CannotTell,
+    OutboundMessage,
+    OutcomeUnknown,
+    Receipt,
+    Rejected,
+    Throttled,
+    Unavailable,
+    fingerprint,
+)
+
+VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
+ARTICLE_PROCESSING = -214
+AUTH_CODES = frozenset({-216, -220})
+# Account-level problems a person must fix in Zalo's consoles; the account pauses.
+ACCOUNT_CODES = frozenset(
+    {-204, -205, -209, -212, -219, -221, -223, -224, -235, -240, -242, -320, -321}
+)
+REJECTION_REASONS: Mapping[int, str] = {
+    -201: "Zalo báo dữ liệu không hợp lệ.",
+    -210: "Nội dung vượt giới hạn Zalo cho phép.",
+    -213: "Người nhận chưa quan tâm Official Account.",
+    -217: "Người nhận đã chặn lời mời từ Official Account.",
+    -227: "Tài khoản người nhận bị khoá hoặc không hoạt động quá 45 ngày.",
+    -230: "Người nhận chưa tương tác với Official Account trong 7 ngày qua.",
+    -232: "Người nhận chưa tương tác với Official Account hoặc tương tác đã hết hạn.",
+    -233: "Loại tin nhắn không được hỗ trợ.",
+    -237: "Nhóm Zalo của cụm đã bị vô hiệu hoá (gói nhóm hết hạn).",
+    -244: "Người nhận đã chặn loại tin này từ Official Account.",
+    -248: "Nội dung vi phạm tiêu chuẩn của Zalo.",
+    -403: "Official Account không ở trong nhóm Zalo này.",
+}
+QUOTA_CODES = frozenset({-211, -218})
+NIGHT = -234
+
+
+def _seconds_until_morning(now: datetime) -> float:
+    """Seconds from `now` to the next 06:00 in Vietnam."""
+    local = now.astimezone(VIETNAM)
+    morning = datetime.combine(local.date(), time(6, 0), VIETNAM)
+    if local >= morning:
+        morning += timedelta(days=1)
+    return (morning - local).total_seconds()
+
+
+def check_response(status: int, body: Any, *, write: bool) -> Any:
+    """Return the envelope's `data`, or raise the error class the envelope stands for."""
+    if status >= 500 or not isinstance(body, dict) or "error" not in body:
+        # A 4xx was refused before anything happened; anything else after a write may have landed.
+        cls = OutcomeUnknown if write and not 400 <= status < 500 else Unavailable
+        raise cls(f"Zalo trả HTTP {status} không đúng định dạng", code=f"http_{status}")
+    code = int(body["error"])
+    if code == 0:
+        return body.get("data")
+    label = str(code)
+    detail = str(body.get("message") or "")
+    if code == -32:
+        raise Throttled(f"Zalo yêu cầu giảm tốc: {detail}", code=label, retry_after=60)
+    if code in AUTH_CODES:
+        raise AuthExpired(f"Mã truy cập Zalo không còn hiệu lực: {detail}", code=label)
+    if code in ACCOUNT_CODES:
+        raise AuthExpired(f"Official Account cần được cấu hình lại ({label}): {detail}", code=label)
+    if code == NIGHT:
+        raise Unavailable(
+            "Zalo không gửi tin này vào ban đêm; sẽ gửi lúc 06:00.",
+            code=label,
+            retry_after=_seconds_until_morning(datetime.now(UTC)),
+        )
+    if code in QUOTA_CODES:
+        raise Unavailable(f"Hết hạn mức gửi của Zalo: {detail}", code=label, retry_after=6 * 3600)
+    if code in (-200, -100, ARTICLE_PROCESSING):
+        raise Unavailable(f"Zalo chưa gửi được ({label}): {detail}", code=label)
+    reason = REJECTION_REASONS.get(code, "Zalo từ chối tin nhắn.")
+    raise Rejected(f"{reason} ({label}: {detail})", code=label)
+
+
+TokenSource = Callable[[], Awaitable[str]]
+
+
+class ZaloOAConnector:
+    """Sends through one Zalo Official Account."""
+
+    account = "zalo"
+    channels = frozenset({"zalo_group", "zalo_user", "zalo_broadcast"})
+
+    def __init__(
+        self,
+        *,
+        openapi_url: str,
+        access_token: TokenSource,
+        article_cover_url: str,
+        timeout: float = 30.0,
+        sandbox: bool = False,
+        verify_poll_seconds: float = 1.0,
+        verify_polls: int = 30,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.sandbox = sandbox
+        self._token = access_token
+        self._cover_url = article_cover_url
+        self._verify_poll_seconds = verify_poll_seconds
+        self._verify_polls = verify_polls
+        self._client = new_client(openapi_url, timeout, transport)
+
+    async def _call(
+        self, method: str, path: str, *, json_body: Any = None, params: dict[str, str] | None = None
+    ) -> Any:
+        headers = {"access_token": await self._token()}
+        async with mapped_errors(method):
+            if method == "GET":
+                response = await self._client.get(path, params=params, headers=headers)
+            else:
+                response = await self._client.post(path, json=json_body, headers=headers)
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        return check_response(response.status_code, payload, write=method != "GET")
+
+    async def send(self, message: OutboundMessage) -> Receipt:
+        """Send to a cluster's group, to one admin, or as an article to all followers."""
+        if message.channel == "zalo_group":
+            body = {"recipient": {"group_id": message.target_id}, "message": {"text": message.text}}
+            data = await self._call("POST", "/v3.0/oa/group/message", json_body=body)
+        elif message.channel == "zalo_user":
+            body = {"recipient": {"user_id": message.target_id}, "message": {"text": message.text}}
+            data = await self._call("POST", "/v3.0/oa/message/cs", json_body=body)
+        elif message.channel == "zalo_broadcast":
+            data = await self._broadcast(message)
+        else:
+            raise Rejected(f"Kênh {message.channel} không thuộc Zalo.")
+        return Receipt(remote_id=str(data["message_id"]))
+
+    async def _broadcast(self, message: OutboundMessage) -> Any:
+        article_id = await self._publish_article(message)
+        attachment = {
+            "type": "template",
+            "payload": {
+                "template_type": "media",
+                "elements": [{"media_type": "article", "attachment_id": article_id}],
+            },
+        }
+        body = {"recipient": {"target": {}}, "message": {"attachment": attachment}}
+        return await self._call("POST", "/v2.0/oa/message", json_body=body)
+
+    async def _publish_article(self, message: OutboundMessage) -> str:
+        """Create and verify the article. Nothing reaches followers yet, so failures retry."""
+        paragraphs = [p.strip() for p in message.text.split("\n\n") if p.strip()]
+        article = {
+            "type": "normal",
+            "title": message.title[:150],
+            "description": (paragraphs[0] if paragraphs else message.title)[:300],
+            "cover": {"cover_type": "photo", "photo_url": self._cover_url, "status": "show"},
+            "body": [{"type": "text", "content": p} for p in paragraphs],
+            "status": "show",
+            "comment": "show",
+        }
+        try:
+            token = (await self._call("POST", "/v2.0/article/create", json_body=article))["token"]
+            for _ in range(self._verify_polls):
+                try:
+                    verified = await self._call(
+                        "POST", "/v2.0/article/verify", json_body={"token": token}
+                    )
+                    return str(verified["id"])
+                except Unavailable as exc:
+                    if exc.code != str(ARTICLE_PROCESSING):
+                        raise
+                    await asyncio.sleep(self._verify_poll_seconds)
+        except OutcomeUnknown as exc:  # an unbroadcast article is invisible to followers
+            raise Unavailable(exc.message, code=exc.code) from exc
+        raise Unavailable("Zalo xử lý bài viết quá lâu.", code=str(ARTICLE_PROCESSING))
+
+    async def find_sent(self, message: OutboundMessage, since: datetime) -> Receipt | None:
+        """Read the group's or the user's recent conversation; a broadcast cannot be read."""
+        if message.channel == "zalo_group":
+            params = {"group_id": message.target_id, "offset": "0", "count": "10"}
+            history = await self._call("GET", "/v3.0/oa/group/conversation", params=params)
+        elif message.channel == "zalo_user":
+            query = {"user_id": message.target_id, "offset": 0, "count": 10}
+            params = {"data": json.dumps(query)}
+            history = await self._call("GET", "/v2.0/oa/conversation", params=params)
+        else:
+            raise CannotTell("Zalo không cho đọc lại tin phát đến người quan tâm.")
+        wanted = fingerprint(message.text)
+        cutoff = (since - timedelta(minutes=5)).timestamp() * 1000
+        for item in history or []:
+            if int(item.get("time") or 0) < cutoff:
+                continue
+            if fingerprint(str(item.get("message", ""))) == wanted:
+                return Receipt(remote_id=str(item.get("message_id")))
+        return None
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        await self._client.aclose()

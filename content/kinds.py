@@ -1,0 +1,207 @@
+"""Post kinds and the rules an officer's draft must meet before it is stored.
+
+`PostDraft` is what every entry point (CLI, spreadsheet import, later the web console
+and the automatic jobs) builds; its validators speak Vietnamese because their
+messages go straight to the officer.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Self
+from urllib.parse import urlparse
+
+from PIL import Image, UnidentifiedImageError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+KINDS: dict[str, str] = {
+    "infographic": "Infographic",
+    "law": "Giải đáp pháp luật",
+    "event": "Thông báo sự kiện",
+    "news": "Tin / chia sẻ liên kết",
+    "story": "Gương người tốt, việc tốt",
+    "video": "Video",
+}
+CATEGORIES: dict[str, str] = {
+    "in_depth": "Chuyên sâu",
+    "regular": "Thường xuyên",
+    "event": "Sự kiện",
+    "good_deeds": "Người tốt việc tốt",
+}
+DEFAULT_CATEGORY = {"event": "event", "story": "good_deeds"}
+CHANNELS: dict[str, str] = {
+    "facebook_page": "Trang Facebook",
+    "zalo_broadcast": "Zalo: phát đến người quan tâm",
+    "zalo_group": "Zalo: nhóm cụm thi đua",
+    "zalo_user": "Zalo: quản trị viên cụm",
+}
+TITLE_MAX = 200
+BODY_MAX = 20_000
+MAX_IMAGES = 10
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+IMAGE_FORMATS = {"JPEG", "PNG"}
+
+
+def nfc(text: str) -> str:
+    """Unicode NFC, stripped: how every text is stored."""
+    return unicodedata.normalize("NFC", text).strip()
+
+
+def check_image(path: Path) -> Path:
+    """A readable JPEG or PNG that decodes, or a Vietnamese ValueError."""
+    if not path.is_file():
+        raise ValueError(f"không tìm thấy tệp ảnh «{path.name}»")
+    if path.stat().st_size > MAX_IMAGE_BYTES:
+        raise ValueError(f"ảnh «{path.name}» lớn hơn 10 MB")
+    try:
+        with Image.open(path) as image:
+            image_format = image.format
+            image.verify()
+    except (OSError, UnidentifiedImageError, SyntaxError) as exc:
+        raise ValueError(f"tệp «{path.name}» không phải ảnh đọc được") from exc
+    if image_format not in IMAGE_FORMATS:
+        raise ValueError(f"ảnh «{path.name}» phải là JPEG hoặc PNG (đang là {image_format})")
+    return path.resolve()
+
+
+def _check_url(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError(f"liên kết «{value[:80]}» phải bắt đầu bằng http:// hoặc https://")
+    return value
+
+
+class PostDraft(BaseModel):
+    """A post as the officer wrote it, checked against its kind's rules."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str
+    title: str
+    body: str
+    category: str | None = None
+    link: Annotated[str | None, AfterValidator(_check_url)] = None
+    images: tuple[Path, ...] = ()
+    hashtags: tuple[str, ...] = ()
+    scheduled_at: datetime
+    channels: tuple[str, ...] = tuple(CHANNELS)
+    clusters: tuple[str, ...] | None = None
+    source: str = "manual"
+    source_key: str | None = Field(default=None, max_length=255)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        if value not in KINDS:
+            raise ValueError(f"loại bài «{value}» không có; chọn một trong: {', '.join(KINDS)}")
+        return value
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        value = nfc(value)
+        if not value:
+            raise ValueError("tiêu đề không được để trống")
+        if len(value) > TITLE_MAX:
+            raise ValueError(f"tiêu đề dài {len(value)} ký tự, tối đa {TITLE_MAX}")
+        return value
+
+    @field_validator("body")
+    @classmethod
+    def _body(cls, value: str) -> str:
+        value = nfc(value)
+        if not value:
+            raise ValueError("nội dung không được để trống")
+        if len(value) > BODY_MAX:
+            raise ValueError(f"nội dung dài {len(value)} ký tự, tối đa {BODY_MAX}")
+        return value
+
+    @field_validator("category")
+    @classmethod
+    def _category(cls, value: str | None) -> str | None:
+        if value is not None and value not in CATEGORIES:
+            raise ValueError(f"nhóm nội dung «{value}» không có; chọn: {', '.join(CATEGORIES)}")
+        return value
+
+    @field_validator("images")
+    @classmethod
+    def _images(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
+        if len(value) > MAX_IMAGES:
+            raise ValueError(f"tối đa {MAX_IMAGES} ảnh mỗi bài")
+        return tuple(check_image(path) for path in value)
+
+    @field_validator("hashtags")
+    @classmethod
+    def _hashtags(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(nfc(tag).lstrip("#") for tag in value if nfc(tag).lstrip("#"))
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [c for c in value if c not in CHANNELS]
+        if unknown:
+            raise ValueError(f"kênh «{unknown[0]}» không có; chọn: {', '.join(CHANNELS)}")
+        if not value:
+            raise ValueError("cần chọn ít nhất một kênh")
+        return tuple(dict.fromkeys(value))
+
+    @field_validator("scheduled_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("thời điểm đăng phải kèm múi giờ")
+        return value
+
+    @model_validator(mode="after")
+    def _kind_rules(self) -> Self:
+        if self.kind == "infographic" and not self.images:
+            raise ValueError("bài infographic cần ít nhất một ảnh (--image)")
+        if self.kind in ("news", "video") and not self.link:
+            raise ValueError(f"bài loại «{self.kind}» cần một liên kết (--link)")
+        return self
+
+    @property
+    def plan_category(self) -> str:
+        """The category given, or the kind's usual one."""
+        return self.category or DEFAULT_CATEGORY.get(self.kind, "regular")
+
+
+FIELD_LABELS = {
+    "kind": "loại bài",
+    "title": "tiêu đề",
+    "body": "nội dung",
+    "category": "nhóm nội dung",
+    "link": "liên kết",
+    "images": "ảnh",
+    "hashtags": "hashtag",
+    "scheduled_at": "thời điểm đăng",
+    "channels": "kênh",
+    "clusters": "cụm thi đua",
+}
+
+
+def explain(error: ValidationError) -> str:
+    """One Vietnamese sentence for the first problem pydantic found."""
+    first = error.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else ""
+    label = FIELD_LABELS.get(field, field)
+    if first["type"] == "value_error":
+        text = str(first["msg"]).removeprefix("Value error, ")
+    elif first["type"] == "missing":
+        text = f"thiếu {label}"
+    else:
+        text = f"{label} không hợp lệ"
+    return text[:1].upper() + text[1:] + "."
