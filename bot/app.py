@@ -250,6 +250,7 @@ class App:
             backoff_base=s.backoff_base_seconds,
             backoff_cap=s.backoff_cap_seconds,
             poll_seconds=s.poll_seconds,
+            settle_seconds=s.settle_seconds,
             concurrency={"facebook": s.facebook_concurrency, "zalo": s.zalo_concurrency},
         )
 

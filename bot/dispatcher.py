@@ -160,6 +160,7 @@ class Dispatcher:
             now = await self.queue.now()
             next_due = await self.queue.next_due()
             if until_idle and not self.busy and self._idle(now, next_due):
+                log.debug("nothing due before %s (next: %s): idle", now, next_due)
                 break
             soonest = now + timedelta(seconds=self.policy.poll_seconds)
             if next_due is not None and next_due < soonest:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
@@ -513,36 +513,37 @@ class PostQueue:
     # ---- reading the state ------------------------------------------------------------------
 
     async def next_due(self) -> datetime | None:
-        """When the dispatcher next has something to do (a due time, a pause ending, a lease)."""
+        """When the dispatcher next has something to do (a due time, a pause ending, a lease).
+
+        One statement, so one snapshot: rows moving between states while it runs cannot
+        make it miss them.
+        """
+        due = select(func.min(Delivery.next_attempt_at)).where(
+            Delivery.status.in_((S.PENDING, S.RETRY_WAIT, S.IN_DOUBT)),
+            _not_paused(Delivery.account),
+        )
+        lease = select(func.min(Delivery.lease_expires_at)).where(
+            Delivery.status.in_((S.CLAIMED, S.SENDING))
+        )
+        paused = select(func.min(Account.paused_until)).where(
+            Account.paused_until > db_now(),
+            ~Account.needs_reauth,
+            exists(
+                select(Delivery.id).where(
+                    Delivery.account == Account.key, Delivery.status.in_(LIVE)
+                )
+            ),
+        )
+        statement = select(
+            due.scalar_subquery(), lease.scalar_subquery(), paused.scalar_subquery(), db_now()
+        )
         async with self._sessions() as session:
-            due = await session.scalar(
-                select(func.min(Delivery.next_attempt_at)).where(
-                    Delivery.status.in_((S.PENDING, S.RETRY_WAIT, S.IN_DOUBT)),
-                    _not_paused(Delivery.account),
-                )
-            )
-            lease = await session.scalar(
-                select(func.min(Delivery.lease_expires_at)).where(
-                    Delivery.status.in_((S.CLAIMED, S.SENDING))
-                )
-            )
-            paused = await session.scalar(
-                select(func.min(Account.paused_until)).where(
-                    Account.paused_until > db_now(),
-                    ~Account.needs_reauth,
-                    exists(
-                        select(Delivery.id).where(
-                            and_(Delivery.account == Account.key, Delivery.status.in_(LIVE))
-                        )
-                    ),
-                )
-            )
-            now = await session.scalar(select(db_now()))
-        candidates = [t for t in (due, lease, paused) if t is not None]
-        if not candidates:
-            return None
-        soonest = min(candidates)
-        return max(soonest, now) if now is not None else soonest
+            row = (await session.execute(statement)).one()
+        *candidates, now = row
+        soonest = min((t for t in candidates if t is not None), default=None)
+        if soonest is None or now is None:
+            return soonest
+        return max(soonest, now)
 
     async def counts(self) -> dict[str, int]:
         """Deliveries by status."""

@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     backoff_cap_seconds: Annotated[float, Field(gt=0)] = 3600.0
     http_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
     poll_seconds: Annotated[float, Field(gt=0)] = 5.0
+    settle_seconds: Annotated[float, Field(ge=0)] = 15.0
     facebook_concurrency: Annotated[int, Field(ge=1)] = 1
     zalo_concurrency: Annotated[int, Field(ge=1)] = 8
 

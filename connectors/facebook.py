@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,6 +22,7 @@ from connectors.base import (
     AuthExpired,
     OutboundMessage,
     OutcomeUnknown,
+    PlatformError,
     Receipt,
     Rejected,
     Throttled,
@@ -86,7 +88,7 @@ def check_response(
             code=label,
             retry_after=POLICY_BLOCK_SECONDS,
         )
-    if code in AUTH_CODES:
+    if code in AUTH_CODES or "appsecret_proof" in detail:
         raise AuthExpired(
             f"Mã truy cập Trang Facebook không còn hiệu lực hoặc thiếu quyền ({label}): {detail}",
             code=label,
@@ -175,9 +177,8 @@ class FacebookPageConnector:
         return Receipt(remote_id=str(result["id"]), permalink=result.get("permalink_url"))
 
     async def _send_photo(self, message: OutboundMessage) -> Receipt:
-        path = message.images[0]
-        files = {"source": (path.name, path.read_bytes(), _mime(path.name))}
         data = {"caption": message.text, "published": "true"}
+        files = _upload(message.images[0])
         result = await self._call("POST", f"{self._page_id}/photos", data=data, files=files)
         post_id = str(result.get("post_id") or result["id"])
         return Receipt(remote_id=post_id, permalink=await self._permalink(post_id))
@@ -185,7 +186,7 @@ class FacebookPageConnector:
     async def _send_album(self, message: OutboundMessage) -> Receipt:
         media: list[str] = []
         for path in message.images[:10]:
-            files = {"source": (path.name, path.read_bytes(), _mime(path.name))}
+            files = _upload(path)
             try:
                 photo = await self._call(
                     "POST", f"{self._page_id}/photos", data={"published": "false"}, files=files
@@ -199,9 +200,10 @@ class FacebookPageConnector:
         return Receipt(remote_id=str(result["id"]), permalink=result.get("permalink_url"))
 
     async def _permalink(self, post_id: str) -> str | None:
+        """Best effort: the post is already live, so no failure here may undo the send."""
         try:
             result = await self._call("GET", post_id, params={"fields": "permalink_url"})
-        except Unavailable:
+        except PlatformError:
             return None
         return result.get("permalink_url")
 
@@ -224,5 +226,11 @@ class FacebookPageConnector:
         await self._client.aclose()
 
 
-def _mime(name: str) -> str:
-    return "image/png" if name.lower().endswith(".png") else "image/jpeg"
+def _upload(path: Path) -> dict[str, tuple[str, bytes, str]]:
+    """The multipart `source` field for an image, or Rejected if the file is gone."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise Rejected(f"Không đọc được ảnh «{path.name}» để tải lên.", code="media") from exc
+    mime = "image/png" if path.name.lower().endswith(".png") else "image/jpeg"
+    return {"source": (path.name, data, mime)}

@@ -51,6 +51,9 @@ REJECTION_REASONS: Mapping[int, str] = {
 }
 QUOTA_CODES = frozenset({-211, -218})
 NIGHT = -234
+# The user conversation API returns at most 10 messages a request; the group one is read alike.
+HISTORY_PAGE_SIZE = 10
+HISTORY_PAGES = 20
 
 
 def _seconds_until_morning(now: datetime) -> float:
@@ -186,29 +189,46 @@ class ZaloOAConnector:
                     if exc.code != str(ARTICLE_PROCESSING):
                         raise
                     await asyncio.sleep(self._verify_poll_seconds)
-        except OutcomeUnknown as exc:  # an unbroadcast article is invisible to followers
+        except OutcomeUnknown as exc:
+            # Followers get nothing until the broadcast call, so retrying is safe for them;
+            # a retry may leave an extra article on the OA's page (reused in a later change).
             raise Unavailable(exc.message, code=exc.code) from exc
         raise Unavailable("Zalo xử lý bài viết quá lâu.", code=str(ARTICLE_PROCESSING))
 
     async def find_sent(self, message: OutboundMessage, since: datetime) -> Receipt | None:
-        """Read the group's or the user's recent conversation; a broadcast cannot be read."""
-        if message.channel == "zalo_group":
-            params = {"group_id": message.target_id, "offset": "0", "count": "10"}
-            history = await self._call("GET", "/v3.0/oa/group/conversation", params=params)
-        elif message.channel == "zalo_user":
-            query = {"user_id": message.target_id, "offset": 0, "count": 10}
-            params = {"data": json.dumps(query)}
-            history = await self._call("GET", "/v2.0/oa/conversation", params=params)
-        else:
+        """Page back through the group's or the user's conversation to `since`.
+
+        A broadcast cannot be read back; nor can a conversation deeper than
+        `HISTORY_PAGES` pages: both raise CannotTell rather than guess "absent".
+        """
+        if message.channel not in ("zalo_group", "zalo_user"):
             raise CannotTell("Zalo không cho đọc lại tin phát đến người quan tâm.")
         wanted = fingerprint(message.text)
         cutoff = (since - timedelta(minutes=5)).timestamp() * 1000
-        for item in history or []:
-            if int(item.get("time") or 0) < cutoff:
-                continue
-            if fingerprint(str(item.get("message", ""))) == wanted:
-                return Receipt(remote_id=str(item.get("message_id")))
-        return None
+        for page in range(HISTORY_PAGES):
+            history = await self._history(message, offset=page * HISTORY_PAGE_SIZE)
+            for item in history:
+                sent_by_oa = item.get("src") in (0, "0")
+                if sent_by_oa and fingerprint(str(item.get("message", ""))) == wanted:
+                    return Receipt(remote_id=str(item.get("message_id")))
+            oldest = min((int(item.get("time") or 0) for item in history), default=0)
+            if len(history) < HISTORY_PAGE_SIZE or oldest < cutoff:
+                return None
+        raise CannotTell("Hội thoại quá dài, không đọc lại được tới lúc gửi.")
+
+    async def _history(self, message: OutboundMessage, *, offset: int) -> list[dict[str, Any]]:
+        if message.channel == "zalo_group":
+            params = {
+                "group_id": message.target_id,
+                "offset": str(offset),
+                "count": str(HISTORY_PAGE_SIZE),
+            }
+            history = await self._call("GET", "/v3.0/oa/group/conversation", params=params)
+        else:
+            query = {"user_id": message.target_id, "offset": offset, "count": HISTORY_PAGE_SIZE}
+            params = {"data": json.dumps(query)}
+            history = await self._call("GET", "/v2.0/oa/conversation", params=params)
+        return [item for item in history or [] if isinstance(item, dict)]
 
     async def aclose(self) -> None:
         """Close the HTTP client."""

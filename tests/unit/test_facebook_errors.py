@@ -41,6 +41,12 @@ TABLE: list[tuple[int, Any, bool, type[Exception]]] = [
     (400, err(10), True, AuthExpired),
     (403, err(200), True, AuthExpired),
     (400, err(299), True, AuthExpired),
+    (
+        400,
+        err(100, message="Invalid appsecret_proof provided in the API argument"),
+        True,
+        AuthExpired,
+    ),
     (400, err(100), True, Rejected),
     (400, err(100, 1366046), True, Rejected),
     (400, err(197), True, Rejected),

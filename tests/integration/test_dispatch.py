@@ -1,0 +1,298 @@
+"""The whole pipeline over real HTTP to the sandbox, on SQLite and PostgreSQL.
+
+Each test queues posts, runs the dispatcher until nothing is due, and then checks the
+database against what the sandbox really received: one message per delivery, never two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import insert, select
+
+from bot.app import App
+from bot.db.models import Attempt, Cluster, ClusterAdmin, Delivery, Post
+from bot.queue import Target
+from bot.settings import Settings
+from connectors.sandbox import SANDBOX_PAGE_TOKEN, Fault, SandboxState
+from connectors.sandbox.server import SandboxServer
+from content.kinds import PostDraft
+
+CLUSTERS = [
+    ("C1", "Cụm Giáo dục", "aa11bb22cc33dd44ee55"),
+    ("C2", "Cụm Y tế", "ff66aa77bb88cc99dd00"),
+]
+ADMINS = [
+    ("C1", "Nguyễn Văn An", "1000000000000000001"),
+    ("C2", "Trần Thị Bình", "1000000000000000002"),
+]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[SandboxServer]:
+    with SandboxServer(SandboxState(enforce_night_hours=False, article_verify_polls=1)) as running:
+        yield running
+
+
+@pytest.fixture
+def sandbox(server: SandboxServer) -> SandboxState:
+    server.state.reset()
+    server.state.enforce_night_hours = False
+    return server.state
+
+
+@pytest.fixture
+async def bot(
+    database_url: str, server: SandboxServer, sandbox: SandboxState
+) -> AsyncIterator[App]:
+    settings = Settings(
+        _env_file=None,
+        database_url=database_url,
+        sandbox_url=server.url,
+        poll_seconds=0.2,
+        settle_seconds=0.1,
+        backoff_base_seconds=0.05,
+        http_timeout_seconds=3,
+        lease_seconds=30,
+    )
+    app = App(settings)
+    async with app.sessions.begin() as session:
+        for code, name, group in CLUSTERS:
+            session.add(Cluster(code=code, name=name, zalo_group_id=group))
+        await session.flush()
+        ids = {c.code: c.id for c in await session.scalars(select(Cluster))}
+        for code, name, user in ADMINS:
+            session.add(ClusterAdmin(cluster_id=ids[code], name=name, zalo_user_id=user))
+    yield app
+    await app.aclose()
+
+
+async def queue_post(bot: App, title: str, channels: tuple[str, ...], **extra: Any) -> Post:
+    draft = PostDraft(
+        kind="story",
+        title=title,
+        body=f"Nội dung của «{title}».",
+        scheduled_at=extra.pop("at", datetime.now(UTC)),
+        channels=channels,
+        **extra,
+    )
+    targets = await bot.targets(draft.channels, draft.clusters)
+    return await bot.queue.add(draft, actor="test", approve_for=targets)
+
+
+async def run_until_idle(bot: App) -> None:
+    async with bot.connectors() as connectors:
+        dispatcher = bot.dispatcher(connectors)
+        await asyncio.wait_for(dispatcher.serve(asyncio.Event(), until_idle=True), timeout=60)
+
+
+async def deliveries(bot: App) -> list[Delivery]:
+    async with bot.sessions() as session:
+        return list(await session.scalars(select(Delivery).order_by(Delivery.id)))
+
+
+def publish_calls(sandbox: SandboxState, route: str) -> int:
+    return sum(1 for r in sandbox.requests if r["route"] == route)
+
+
+ALL = ("facebook_page", "zalo_broadcast", "zalo_group", "zalo_user")
+
+
+async def test_every_target_gets_exactly_one_message(bot: App, sandbox: SandboxState) -> None:
+    for n in range(3):
+        await queue_post(bot, f"Bài số {n}", ALL)
+    await run_until_idle(bot)
+    rows = await deliveries(bot)
+    assert len(rows) == 3 * (1 + 1 + 2 + 2)
+    assert {d.status for d in rows} == {"sent"}
+    received = Counter((m["channel"], m["target"], m["text"]) for m in sandbox.messages())
+    assert len(received) == len(rows)
+    assert set(received.values()) == {1}
+    remote = {m["remote_id"] for m in sandbox.messages()}
+    assert {d.remote_id for d in rows} <= remote | {m.get("post_id") for m in sandbox.messages()}
+    assert {p.status for p in await bot.queue.list_posts()} == {"done"}
+
+
+async def test_lost_response_is_reconciled_not_reposted(bot: App, sandbox: SandboxState) -> None:
+    sandbox.push_fault("fb.feed", Fault(kind="commit_then_error"))
+    await queue_post(bot, "Phản hồi bị mất", ("facebook_page",))
+    await run_until_idle(bot)
+    [delivery] = await deliveries(bot)
+    [post] = [m for m in sandbox.messages() if m["channel"] == "facebook_page"]
+    assert delivery.status == "sent", (
+        delivery.last_error,
+        delivery.last_error_code,
+        sandbox.requests,
+    )
+    assert delivery.remote_id == post["remote_id"]
+    assert publish_calls(sandbox, "fb.feed") == 1
+
+
+async def test_revoked_token_pauses_then_every_waiting_post_goes_once(
+    bot: App, sandbox: SandboxState
+) -> None:
+    sandbox.fb_tokens[SANDBOX_PAGE_TOKEN] = "revoked"
+    for n in range(3):
+        await queue_post(bot, f"Chờ token {n}", ("facebook_page",))
+    await run_until_idle(bot)
+    rows = await deliveries(bot)
+    assert {d.status for d in rows} == {"retry_wait", "pending"}
+    assert all(d.attempts == 0 for d in rows)  # a pause does not spend attempts
+    assert publish_calls(sandbox, "fb.feed") == 1  # nothing more after the first refusal
+    account = (await bot.queue.accounts())["facebook"]
+    assert account.needs_reauth and "190/460" in (account.note or "")
+
+    sandbox.fb_tokens[SANDBOX_PAGE_TOKEN] = "valid"
+    await bot.queue.resume_account("facebook")
+    await run_until_idle(bot)
+    assert {d.status for d in await deliveries(bot)} == {"sent"}
+    assert len([m for m in sandbox.messages() if m["channel"] == "facebook_page"]) == 3
+
+
+async def test_throttle_pauses_the_account_without_spending_attempts(
+    bot: App, sandbox: SandboxState
+) -> None:
+    sandbox.push_fault("fb.feed", Fault(kind="throttle", minutes=5))
+    await queue_post(bot, "Bị giới hạn", ("facebook_page",))
+    await run_until_idle(bot)  # idle: the only work waits for the pause to end
+    [delivery] = await deliveries(bot)
+    assert (delivery.status, delivery.attempts) == ("retry_wait", 0)
+    paused = (await bot.queue.accounts())["facebook"].paused_until
+    assert paused is not None and paused > datetime.now(UTC) + timedelta(minutes=4)
+    assert publish_calls(sandbox, "fb.feed") == 1
+
+
+async def test_rejected_content_fails_with_a_reason(bot: App, sandbox: SandboxState) -> None:
+    sandbox.push_fault("fb.feed", Fault.link_scrape_failed())
+    await queue_post(bot, "Liên kết hỏng", ("facebook_page", "zalo_group"))
+    await run_until_idle(bot)
+    by_channel = {d.channel: d for d in await deliveries(bot) if d.cluster_code in (None, "C1")}
+    assert by_channel["facebook_page"].status == "failed"
+    assert "không đọc được liên kết" in (by_channel["facebook_page"].last_error or "")
+    assert by_channel["zalo_group"].status == "sent"
+
+
+async def test_transient_refusal_is_retried(bot: App, sandbox: SandboxState) -> None:
+    sandbox.push_fault("zalo.group_message", Fault(kind="error", code=-200))
+    sandbox.push_fault("zalo.group_message", Fault(kind="error", code=-200))
+    await queue_post(bot, "Thử lại", ("zalo_group",), clusters=("C1",))
+    await run_until_idle(bot)
+    [delivery] = await deliveries(bot)
+    assert (delivery.status, delivery.attempts) == ("sent", 3)
+    assert len(sandbox.messages()) == 1
+
+
+async def test_broadcast_with_unknown_outcome_waits_for_a_person(
+    bot: App, sandbox: SandboxState
+) -> None:
+    sandbox.push_fault("zalo.broadcast", Fault(kind="commit_then_error"))
+    await queue_post(bot, "Phát đi không rõ", ("zalo_broadcast",))
+    await run_until_idle(bot)
+    [delivery] = await deliveries(bot)
+    assert delivery.status == "needs_human"
+    assert "không cho đọc lại" in (delivery.last_error or "")
+    assert len(sandbox.zalo_broadcasts) == 1  # never sent a second time
+
+
+async def test_group_message_with_lost_response_is_found_in_history(
+    bot: App, sandbox: SandboxState
+) -> None:
+    sandbox.push_fault("zalo.group_message", Fault(kind="commit_then_error"))
+    await queue_post(bot, "Nhóm mất phản hồi", ("zalo_group",), clusters=("C2",))
+    await run_until_idle(bot)
+    [delivery] = await deliveries(bot)
+    assert delivery.status == "sent"
+    assert len(sandbox.messages()) == 1
+
+
+async def test_cancelled_post_is_never_sent(bot: App, sandbox: SandboxState) -> None:
+    post = await queue_post(bot, "Sẽ huỷ", ALL, at=datetime.now(UTC) + timedelta(seconds=1))
+    await bot.queue.cancel(post.id, actor="test")
+    await asyncio.sleep(1.1)
+    await run_until_idle(bot)
+    assert sandbox.messages() == []
+    assert {d.status for d in await deliveries(bot)} == {"cancelled"}
+
+
+async def test_poison_delivery_fails_alone(bot: App, sandbox: SandboxState) -> None:
+    post = await queue_post(bot, "Bài lành", ("zalo_group",))
+    async with bot.sessions.begin() as session:  # a row our own renderer cannot handle
+        await session.execute(
+            insert(Delivery).values(
+                post_id=post.id,
+                channel="fax",
+                target_id="x",
+                target_label="x",
+                account="zalo",
+                status="pending",
+                next_attempt_at=datetime.now(UTC),
+            )
+        )
+    await run_until_idle(bot)
+    statuses = {d.channel: d.status for d in await deliveries(bot)}
+    assert statuses == {"zalo_group": "sent", "fax": "failed"}
+    poison = next(d for d in await deliveries(bot) if d.channel == "fax")
+    assert "KeyError" in (poison.last_error or "")
+
+
+async def test_image_gone_before_sending_fails_with_reason(
+    bot: App, sandbox: SandboxState, tmp_path: Any
+) -> None:
+    from PIL import Image
+
+    image = tmp_path / "anh.png"
+    Image.new("RGB", (10, 10)).save(image)
+    await queue_post(bot, "Ảnh bị xoá", ("facebook_page",), images=(image,))
+    image.unlink()
+    await run_until_idle(bot)
+    [delivery] = await deliveries(bot)
+    assert delivery.status == "failed"
+    assert "anh.png" in (delivery.last_error or "")
+    assert sandbox.messages() == []
+
+
+async def test_targets_follow_the_clusters_chosen(bot: App) -> None:
+    targets = await bot.targets(("zalo_group", "zalo_user"), ("C2",))
+    assert targets == [
+        Target("zalo_group", "ff66aa77bb88cc99dd00", "Nhóm Cụm Y tế", "C2"),
+        Target("zalo_user", "1000000000000000002", "Trần Thị Bình", "C2"),
+    ]
+
+
+@pytest.mark.postgres
+async def test_two_workers_on_postgres_send_each_delivery_once(
+    postgres_url: str, server: SandboxServer, sandbox: SandboxState
+) -> None:
+    def app() -> App:
+        return App(
+            Settings(
+                _env_file=None,
+                database_url=postgres_url,
+                sandbox_url=server.url,
+                poll_seconds=0.2,
+                zalo_concurrency=16,
+            )
+        )
+
+    first, second = app(), app()
+    try:
+        async with first.sessions.begin() as session:
+            session.add(Cluster(code="C1", name="Cụm", zalo_group_id="aa11bb22cc33dd44ee55"))
+        for n in range(100):
+            await queue_post(first, f"Bài {n}", ("zalo_group", "zalo_broadcast"))
+        await asyncio.gather(run_until_idle(first), run_until_idle(second))
+        rows = await deliveries(first)
+        assert len(rows) == 200 and {d.status for d in rows} == {"sent"}
+        texts = Counter((m["channel"], m["text"]) for m in sandbox.messages())
+        assert len(texts) == 200 and set(texts.values()) == {1}
+        async with first.sessions() as session:
+            workers = set(await session.scalars(select(Attempt.worker)))
+        assert len(workers) == 2  # both took a share
+    finally:
+        await first.aclose()
+        await second.aclose()
