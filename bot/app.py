@@ -88,9 +88,11 @@ class App:
 
     def ensure_schema(self) -> None:
         """Migrate a SQLite file by itself; ask for `cdbot db upgrade` on PostgreSQL."""
+        from bot.db.engine import ensure_sqlite_file
         from bot.db.migrate import current_revision, head_revision, upgrade
 
         url = self.settings.database_url
+        ensure_sqlite_file(url)
         if current_revision(url) == head_revision():
             return
         if backend(url) == "sqlite":

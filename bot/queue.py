@@ -98,33 +98,43 @@ class PostQueue:
         self, draft: PostDraft, *, actor: str, approve_for: Sequence[Target] | None = None
     ) -> Post:
         """Store a draft post; with `approve_for`, approve it in the same transaction."""
-        async with self._sessions.begin() as session:
-            if draft.source_key and await session.scalar(
-                select(Post.id).where(Post.source_key == draft.source_key)
-            ):
-                raise InputError(f"Đã có bài với mã nguồn «{draft.source_key}».")
-            post = Post(
-                kind=draft.kind,
-                category=draft.plan_category,
-                title=draft.title,
-                body=draft.body,
-                link=draft.link,
-                hashtags=list(draft.hashtags),
-                media=[str(p) for p in draft.images],
-                channels=list(draft.channels),
-                clusters=list(draft.clusters) if draft.clusters is not None else None,
-                source=draft.source,
-                source_key=draft.source_key,
-                status=PostStatus.DRAFT,
-                scheduled_at=draft.scheduled_at,
-                author=actor,
-            )
-            session.add(post)
-            await session.flush()
-            session.add(AuditEntry(actor=actor, action="post.add", post_id=post.id))
-            if approve_for is not None:
-                await self._approve_in(session, post, approve_for, actor)
+        [post] = await self.add_many([(draft, approve_for)], actor=actor)
         return post
+
+    async def add_many(
+        self, items: Sequence[tuple[PostDraft, Sequence[Target] | None]], *, actor: str
+    ) -> list[Post]:
+        """Store several posts in one transaction: all of them, or none."""
+        posts: list[Post] = []
+        async with self._sessions.begin() as session:
+            for draft, approve_for in items:
+                if draft.source_key and await session.scalar(
+                    select(Post.id).where(Post.source_key == draft.source_key)
+                ):
+                    raise InputError(f"Đã có bài với mã nguồn «{draft.source_key}».")
+                post = Post(
+                    kind=draft.kind,
+                    category=draft.plan_category,
+                    title=draft.title,
+                    body=draft.body,
+                    link=draft.link,
+                    hashtags=list(draft.hashtags),
+                    media=[str(p) for p in draft.images],
+                    channels=list(draft.channels),
+                    clusters=list(draft.clusters) if draft.clusters is not None else None,
+                    source=draft.source,
+                    source_key=draft.source_key,
+                    status=PostStatus.DRAFT,
+                    scheduled_at=draft.scheduled_at,
+                    author=actor,
+                )
+                session.add(post)
+                await session.flush()
+                session.add(AuditEntry(actor=actor, action="post.add", post_id=post.id))
+                if approve_for is not None:
+                    await self._approve_in(session, post, approve_for, actor)
+                posts.append(post)
+        return posts
 
     async def approve(
         self, post_id: int, targets: Sequence[Target], *, actor: str

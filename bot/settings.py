@@ -66,6 +66,14 @@ class Settings(BaseSettings):
     facebook_concurrency: Annotated[int, Field(ge=1)] = 1
     zalo_concurrency: Annotated[int, Field(ge=1)] = 8
 
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        scheme = value.split(":", 1)[0].split("+", 1)[0].lower()
+        if scheme not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError("chỉ hỗ trợ sqlite:///… hoặc postgresql://…")
+        return "postgresql" + value[len("postgres") :] if scheme == "postgres" else value
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:

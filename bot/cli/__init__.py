@@ -106,6 +106,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BrokenPipeError:  # the reader (a pager, `head`) went away
         return 0
+    except Exception as exc:  # a bug of ours: one sentence for the officer, details in DEBUG
+        import logging
+        import os
+
+        logging.getLogger("bot").debug("lỗi không lường trước", exc_info=exc)
+        sys.stderr.write(
+            f"Lỗi không lường trước ({type(exc).__name__}). Chạy lại với CDBOT_LOG_LEVEL=DEBUG "
+            "để xem chi tiết và báo cho người quản trị.\n"
+        )
+        if os.environ.get("CDBOT_LOG_LEVEL", "").upper() == "DEBUG":
+            import traceback
+
+            traceback.print_exception(exc)
+        return 1
     return code if isinstance(code, int) else 0
 
 

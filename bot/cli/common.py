@@ -39,6 +39,26 @@ def load_settings() -> Any:
         raise ConfigError(f"Thiết lập {key} không hợp lệ: {detail}.") from exc
 
 
+class DatabaseUnavailable(ConfigError):
+    """Không mở được cơ sở dữ liệu."""
+
+
+@contextmanager
+def database_errors(url: str) -> Iterator[None]:
+    """A database that cannot be reached or opened becomes one Vietnamese sentence."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    try:
+        yield
+    except (OperationalError, InterfaceError, OSError) as exc:
+        where = make_url(url).render_as_string(hide_password=True)
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
+        raise DatabaseUnavailable(
+            f"Không mở được cơ sở dữ liệu {where} ({reason}); kiểm tra CDBOT_DATABASE_URL."
+        ) from exc
+
+
 @contextmanager
 def opened_app(*, migrate: bool = True) -> Iterator[Any]:
     """An App built from the settings, its schema checked, with logging set up."""
@@ -60,9 +80,10 @@ def opened_app(*, migrate: bool = True) -> Iterator[Any]:
     ]
     setup_logging(settings.log_level, secrets)
     app = App(settings)
-    if migrate:
-        app.ensure_schema()
-    yield app
+    with database_errors(settings.database_url):
+        if migrate:
+            app.ensure_schema()
+        yield app
 
 
 def run(app: Any, work: Callable[[], Awaitable[T]]) -> T:

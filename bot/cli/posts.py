@@ -160,6 +160,46 @@ def _read_text(path: Path) -> str:
         raise InputError(f"Không đọc được tệp «{path.name}».") from exc
 
 
+@app.command("import")
+def import_posts(
+    file: Annotated[Path, typer.Argument(help="Tệp CSV hoặc XLSX, mỗi dòng một bài.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Chỉ kiểm tra, không ghi gì.")] = False,
+) -> None:
+    """Nhập nhiều bài từ bảng tính. Một dòng sai là bỏ cả tệp, không ghi gì.
+
+    Cột: Loại, Tiêu đề, Nội dung, Liên kết, Ảnh (tên tệp cách nhau «;», tính từ thư mục
+    của bảng tính), Thời điểm ("2026-12-01 07:30"), Kênh, Cụm, Nhóm, Hashtag, Duyệt («có»).
+    """
+    from bot.cli.imports import read_post_rows, row_fields
+
+    rows = read_post_rows(file)
+    with opened_app() as bot:
+
+        async def work() -> list[Any]:
+            now = await bot.queue.now()
+            items = []
+            for row in rows:
+                fields = row_fields(row, file.parent, bot.settings.tz, now)
+                approve = fields.pop("approve")
+                fields["channels"] = fields["channels"] or tuple(bot.org.default_channels)
+                try:
+                    draft = build_draft(fields, now)
+                    targets = await check_targets(bot, draft)
+                except InputError as exc:
+                    raise InputError(f"{row.where()}: {exc.message}") from exc
+                items.append((draft, targets if approve else None))
+            if dry_run:
+                return []
+            return list(await bot.queue.add_many(items, actor="cli-import"))
+
+        posts = run(bot, work)
+        if dry_run:
+            out.print(f"Tệp hợp lệ: {len(rows)} bài. Chưa ghi gì (--dry-run).")
+        else:
+            ids = ", ".join(f"#{p.id}" for p in posts)
+            out.print(f"Đã nhập {len(posts)} bài: {ids}.")
+
+
 @app.command("list")
 def list_posts(
     status: Annotated[

@@ -1,0 +1,100 @@
+"""Reading a spreadsheet of posts (CSV or XLSX) into checked drafts, all or nothing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.cli.common import parse_when, split_list
+from bot.errors import InputError
+from bot.sheets import SheetRow, normalise_header, optional, read_rows, require
+from content.kinds import KINDS
+
+# Column aliases after `normalise_header`: Vietnamese first, English accepted.
+COLUMNS = {
+    "kind": ("loai", "loai_bai", "kind"),
+    "title": ("tieu_de", "title"),
+    "body": ("noi_dung", "body"),
+    "link": ("lien_ket", "link"),
+    "images": ("anh", "hinh_anh", "images"),
+    "at": ("thoi_diem", "gio_dang", "thoi_diem_dang", "at"),
+    "channels": ("kenh", "channels"),
+    "clusters": ("cum", "cum_thi_dua", "clusters"),
+    "category": ("nhom", "nhom_noi_dung", "category"),
+    "hashtags": ("hashtag", "hashtags"),
+    "approve": ("duyet", "approve"),
+}
+LABELS = {
+    "kind": "Loại",
+    "title": "Tiêu đề",
+    "body": "Nội dung",
+    "link": "Liên kết",
+    "images": "Ảnh",
+    "at": "Thời điểm",
+    "channels": "Kênh",
+    "clusters": "Cụm",
+    "category": "Nhóm",
+    "hashtags": "Hashtag",
+    "approve": "Duyệt",
+}
+# The kind may be written as its code or its Vietnamese name.
+KIND_NAMES = {normalise_header(name): code for code, name in KINDS.items()} | {
+    code: code for code in KINDS
+}
+YES = {"co", "x", "yes", "y", "1", "true", "duyet"}
+NO = {"", "khong", "no", "n", "0", "false"}
+
+
+def _kind(row: SheetRow) -> str:
+    raw = require(row, COLUMNS["kind"], LABELS["kind"])
+    kind = KIND_NAMES.get(normalise_header(raw))
+    if kind is None:
+        raise InputError(f"{row.where(LABELS['kind'])}: không có loại bài «{raw}».")
+    return kind
+
+
+def _approve(row: SheetRow) -> bool:
+    raw = normalise_header(optional(row, COLUMNS["approve"]) or "")
+    if raw in YES:
+        return True
+    if raw in NO:
+        return False
+    raise InputError(f"{row.where(LABELS['approve'])}: hãy ghi «có» hoặc để trống.")
+
+
+def _images(row: SheetRow, folder: Path) -> tuple[Path, ...]:
+    raw = optional(row, COLUMNS["images"]) or ""
+    names = [part.strip() for part in raw.replace("\n", ";").split(";") if part.strip()]
+    return tuple((folder / name) if not Path(name).is_absolute() else Path(name) for name in names)
+
+
+def row_fields(row: SheetRow, folder: Path, tz: ZoneInfo, now: datetime) -> dict[str, Any]:
+    """The draft fields one row gives (not yet validated as a post)."""
+    at = optional(row, COLUMNS["at"])
+    try:
+        when = parse_when(at, tz) if at else now
+    except InputError as exc:
+        raise InputError(f"{row.where(LABELS['at'])}: {exc.message}") from exc
+    return {
+        "kind": _kind(row),
+        "title": require(row, COLUMNS["title"], LABELS["title"]),
+        "body": require(row, COLUMNS["body"], LABELS["body"]),
+        "link": optional(row, COLUMNS["link"]),
+        "images": _images(row, folder),
+        "scheduled_at": when,
+        "channels": split_list(optional(row, COLUMNS["channels"])),
+        "clusters": split_list(optional(row, COLUMNS["clusters"])),
+        "category": optional(row, COLUMNS["category"]),
+        "hashtags": split_list(optional(row, COLUMNS["hashtags"])) or (),
+        "approve": _approve(row),
+    }
+
+
+def read_post_rows(path: Path) -> list[SheetRow]:
+    """The rows of a posts spreadsheet (first sheet of an XLSX)."""
+    rows = read_rows(path)
+    if not rows:
+        raise InputError(f"Tệp «{path.name}» không có bài nào.")
+    return rows
