@@ -158,7 +158,7 @@ async def _demo(folder: Path, *, keep_open: bool) -> int:
             serving = asyncio.create_task(dispatcher.serve(stop, clock.wake_at, until_idle=True))
             await _progress(bot, serving, total)
             clock.shutdown()
-            ok = await _report(bot, settings.tz)
+            ok = await _report(bot, {c.code: c.name for c in clusters})
             if keep_open:
                 out.print(f"Hộp cát vẫn mở tại {bot.sandbox_url}/ — nhấn Ctrl-C để thoát.")
                 await _wait_forever()
@@ -197,7 +197,7 @@ def _mark(statuses: list[str]) -> str:
     return f"{sent}/{len(statuses)} ({pending[0]})"
 
 
-async def _report(bot: Any, tz: Any) -> bool:
+async def _report(bot: Any, names: dict[str, str]) -> bool:
     """A table for the whole organisation, then one per cluster; True if all was sent."""
     from rich.table import Table
 
@@ -219,7 +219,7 @@ async def _report(bot: Any, tz: Any) -> bool:
         for code in sorted({c for c, _ in by_channel if c}):
             table = clusters.get(code)
             if table is None:
-                table = clusters[code] = Table(title=f"Cụm {code}")
+                table = clusters[code] = Table(title=f"{names.get(code, code)} ({code})")
                 for column in ("Bài", "Nhóm Zalo", "Quản trị viên"):
                     table.add_column(column)
             table.add_row(
