@@ -206,15 +206,7 @@ class Dispatcher:
             await self._record_error(connector, claimed, attempt, exc)
         except Exception as exc:  # raised inside a connector: it may have sent
             log.exception("lỗi không lường trước khi gửi lượt #%d", claimed.id)
-            await self.queue.finish(
-                claimed.id,
-                attempt,
-                S.IN_DOUBT,
-                outcome="crash",
-                error_code="internal",
-                error=f"{type(exc).__name__}: {exc}"[:2000],
-                retry_in=self.policy.settle_seconds,
-            )
+            await self._end(claimed, attempt, S.IN_DOUBT, "crash", exc, self.policy.settle_seconds)
         else:
             await self.queue.finish(
                 claimed.id,
@@ -225,19 +217,39 @@ class Dispatcher:
                 permalink=receipt.permalink,
             )
 
+    async def _end(
+        self,
+        claimed: Claimed,
+        attempt: int,
+        status: S,
+        outcome: str,
+        exc: Exception,
+        retry_in: float = 0.0,
+        *,
+        refund: bool = False,
+    ) -> None:
+        """Record a failed attempt, with the error's code and text."""
+        if isinstance(exc, PlatformError):
+            code, text = exc.code, exc.message
+        else:
+            code, text = "internal", f"Lỗi nội bộ: {type(exc).__name__}: {exc}"
+        await self.queue.finish(
+            claimed.id,
+            attempt,
+            status,
+            outcome=outcome,
+            error_code=code,
+            error=text[:2000],
+            retry_in=retry_in,
+            refund_attempt=refund,
+        )
+
     async def _fail_before_send(self, claimed: Claimed, exc: Exception) -> None:
         attempt = await self.queue.begin_attempt(
             claimed, worker=self.worker, fingerprint="", lease_seconds=self.policy.lease_seconds
         )
         if attempt is not None:
-            await self.queue.finish(
-                claimed.id,
-                attempt,
-                S.FAILED,
-                outcome="internal",
-                error_code="internal",
-                error=f"Lỗi nội bộ khi dựng nội dung: {type(exc).__name__}: {exc}"[:2000],
-            )
+            await self._end(claimed, attempt, S.FAILED, "internal", exc)
 
     async def _record_error(
         self, connector: Connector, claimed: Claimed, attempt: int, exc: PlatformError
@@ -248,15 +260,14 @@ class Dispatcher:
             await self.queue.pause_account(
                 connector.account, seconds=seconds, needs_reauth=needs_reauth, note=exc.message
             )
-        await self.queue.finish(
-            claimed.id,
+        await self._end(
+            claimed,
             attempt,
             verdict.status,
-            outcome=verdict.outcome,
-            error_code=exc.code,
-            error=exc.message[:2000],
-            retry_in=verdict.retry_in,
-            refund_attempt=verdict.refund,
+            verdict.outcome,
+            exc,
+            verdict.retry_in,
+            refund=verdict.refund,
         )
 
     async def _reconcile(self, connector: Connector, claimed: Claimed) -> None:
@@ -266,61 +277,36 @@ class Dispatcher:
             return
         since = await self.queue.attempt_started(attempt)
         try:
-            message = await self.compose(claimed)
-            receipt = await connector.find_sent(message, since)
+            receipt = await connector.find_sent(await self.compose(claimed), since)
         except CannotTell as exc:
-            await self.queue.finish(
-                claimed.id,
-                attempt,
-                S.NEEDS_HUMAN,
-                outcome="cannot_tell",
-                error_code="cannot_tell",
-                error=exc.message,
-            )
-            return
+            await self._end(claimed, attempt, S.NEEDS_HUMAN, "cannot_tell", exc)
         except AuthExpired as exc:
             await self.queue.pause_account(
                 connector.account, seconds=None, needs_reauth=True, note=exc.message
             )
-            await self.queue.finish(
-                claimed.id,
-                attempt,
-                S.IN_DOUBT,
-                outcome="reconcile_later",
-                error_code=exc.code,
-                error=exc.message,
-            )
-            return
+            await self._end(claimed, attempt, S.IN_DOUBT, "reconcile_later", exc)
         except Exception as exc:  # could not look: look again later
             retry = full_jitter(2, base=self.policy.settle_seconds, cap=self.policy.backoff_cap)
-            await self.queue.finish(
-                claimed.id,
-                attempt,
-                S.IN_DOUBT,
-                outcome="reconcile_later",
-                error_code="reconcile",
-                error=str(exc)[:2000],
-                retry_in=retry,
-            )
-            return
-        if receipt is not None:
-            await self.queue.finish(
-                claimed.id,
-                attempt,
-                S.SENT,
-                outcome="reconciled",
-                remote_id=receipt.remote_id,
-                permalink=receipt.permalink,
-            )
-        elif not await self.queue.resend_after_absent(claimed, worker=self.worker):
-            await self.queue.finish(
-                claimed.id,
-                attempt,
-                S.NEEDS_HUMAN,
-                outcome="absent_twice",
-                error_code="absent_after_resend",
-                error="Không thấy bài trên nền tảng kể cả sau khi gửi lại; cần người kiểm tra.",
-            )
+            await self._end(claimed, attempt, S.IN_DOUBT, "reconcile_later", exc, retry)
+        else:
+            if receipt is not None:
+                await self.queue.finish(
+                    claimed.id,
+                    attempt,
+                    S.SENT,
+                    outcome="reconciled",
+                    remote_id=receipt.remote_id,
+                    permalink=receipt.permalink,
+                )
+            elif not await self.queue.resend_after_absent(claimed, worker=self.worker):
+                await self.queue.finish(
+                    claimed.id,
+                    attempt,
+                    S.NEEDS_HUMAN,
+                    outcome="absent_twice",
+                    error_code="absent_after_resend",
+                    error="Không thấy bài trên nền tảng kể cả sau khi gửi lại; cần người kiểm tra.",
+                )
 
 
 async def _first_of(event: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:
