@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from connectors.sandbox.server import SandboxServer
 
 log = logging.getLogger(__name__)
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov"})
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,8 @@ class App:
                 page_id=self.page_id,
                 page_token=_secret(s.facebook_page_token) if fb_live else sb.SANDBOX_PAGE_TOKEN,
                 app_secret=_secret(s.facebook_app_secret) if fb_live else None,
+                video_url=s.facebook_video_url if fb_live else str(self.sandbox_url),
+                min_gap_seconds=s.facebook_min_gap_seconds,
                 timeout=s.http_timeout_seconds,
                 sandbox=not fb_live,
             )
@@ -233,14 +236,17 @@ class App:
         """Render a claimed delivery into the message its connector sends."""
         post = await self.queue.post_of(claimed.post_id)
         rendering = self.render(post, claimed.channel)
-        images = tuple(Path(p) for p in post.media) if claimed.channel == "facebook_page" else ()
+        media = [Path(p) for p in post.media] if claimed.channel == "facebook_page" else []
+        videos = [p for p in media if p.suffix.lower() in VIDEO_SUFFIXES]
+        images = tuple(p for p in media if p not in videos)
         return OutboundMessage(
             channel=claimed.channel,
             target_id=claimed.target_id,
             title=post.title,
             text=rendering.text,
-            link=post.link if claimed.channel == "facebook_page" and not images else None,
-            images=images,
+            link=post.link if claimed.channel == "facebook_page" and not media else None,
+            images=() if videos else images,
+            video=videos[0] if videos else None,
         )
 
     def policy(self) -> Policy:

@@ -26,6 +26,7 @@ from connectors.base import (
     OutboundMessage,
     OutcomeUnknown,
     PlatformError,
+    Receipt,
     Rejected,
     Throttled,
     Unavailable,
@@ -69,8 +70,22 @@ class Verdict:
     """(seconds or None for "until a person acts", needs_reauth) to pause the account."""
 
 
-def judge(exc: PlatformError, attempt: int, policy: Policy) -> Verdict:
-    """The state machine's answer to a failed attempt number `attempt`."""
+# "Already posted" answers: after an uncertain first try they are evidence it landed.
+DUPLICATE_CODES = frozenset({"506", "368"})
+# Content refusals worth one more try later (Facebook could not fetch a link's page).
+RETRY_ONCE_CODES = frozenset({"1609005"})
+RETRY_ONCE_SECONDS = 300.0
+
+
+def judge(exc: PlatformError, attempt: int, policy: Policy, *, resent: bool = False) -> Verdict:
+    """The state machine's answer to a failed attempt number `attempt`.
+
+    `resent` means this try followed an uncertain one that reconciliation did not find.
+    """
+    if resent and exc.code in DUPLICATE_CODES and isinstance(exc, Rejected | Throttled):
+        return Verdict(S.IN_DOUBT, "duplicate", policy.settle_seconds)
+    if isinstance(exc, Rejected) and exc.code in RETRY_ONCE_CODES and attempt == 1:
+        return Verdict(S.RETRY_WAIT, "retry_once", RETRY_ONCE_SECONDS)
     if isinstance(exc, Throttled):
         return Verdict(S.RETRY_WAIT, "throttled", exc.retry_after, True, (exc.retry_after, False))
     if isinstance(exc, AuthExpired):
@@ -208,14 +223,27 @@ class Dispatcher:
             log.exception("lỗi không lường trước khi gửi lượt #%d", claimed.id)
             await self._end(claimed, attempt, S.IN_DOUBT, "crash", exc, self.policy.settle_seconds)
         else:
-            await self.queue.finish(
-                claimed.id,
-                attempt,
-                S.SENT,
-                outcome="sent",
-                remote_id=receipt.remote_id,
-                permalink=receipt.permalink,
+            await self._sent(connector, claimed, attempt, receipt, "sent")
+
+    async def _sent(
+        self, connector: Connector, claimed: Claimed, attempt: int, receipt: Receipt, outcome: str
+    ) -> None:
+        """Record a delivery as sent, and rest the account if the platform asked for it."""
+        if receipt.cooldown > 0:
+            await self.queue.pause_account(
+                connector.account,
+                seconds=receipt.cooldown,
+                needs_reauth=False,
+                note="Giãn cách giữa hai bài đăng theo giới hạn của nền tảng.",
             )
+        await self.queue.finish(
+            claimed.id,
+            attempt,
+            S.SENT,
+            outcome=outcome,
+            remote_id=receipt.remote_id,
+            permalink=receipt.permalink,
+        )
 
     async def _end(
         self,
@@ -254,7 +282,7 @@ class Dispatcher:
     async def _record_error(
         self, connector: Connector, claimed: Claimed, attempt: int, exc: PlatformError
     ) -> None:
-        verdict = judge(exc, claimed.attempts + 1, self.policy)
+        verdict = judge(exc, claimed.attempts + 1, self.policy, resent=claimed.resends > 0)
         if verdict.pause is not None:
             seconds, needs_reauth = verdict.pause
             await self.queue.pause_account(

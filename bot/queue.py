@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import case, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
@@ -494,9 +494,19 @@ class PostQueue:
     async def pause_account(
         self, key: str, *, seconds: float | None, needs_reauth: bool, note: str
     ) -> None:
-        """Pause an account for `seconds`, or until a person acts (`needs_reauth`)."""
-        values: dict[str, Any] = {"needs_reauth": needs_reauth, "note": note}
-        values["paused_until"] = db_now(seconds) if seconds is not None else None
+        """Pause an account for `seconds`, or until a person acts (`needs_reauth`).
+
+        A timed pause never shortens a longer one already in force.
+        """
+        values: dict[str, Any]
+        if needs_reauth or seconds is None:
+            values = {"needs_reauth": True, "note": note}
+        else:
+            longer = Account.paused_until > db_now(seconds)
+            values = {
+                "paused_until": case((longer, Account.paused_until), else_=db_now(seconds)),
+                "note": case((longer, Account.note), else_=note),
+            }
         async with self._sessions.begin() as session:
             await session.execute(
                 _insert_ignore(session, Account).values(key=key, needs_reauth=False)

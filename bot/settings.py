@@ -44,6 +44,7 @@ class Settings(BaseSettings):
 
     facebook_graph_url: str = "https://graph.facebook.com"
     facebook_api_version: str = "v26.0"
+    facebook_video_url: str = "https://graph-video.facebook.com"
     facebook_page_id: str | None = None
     facebook_page_token: SecretStr | None = None
     facebook_app_secret: SecretStr | None = None
@@ -64,6 +65,7 @@ class Settings(BaseSettings):
     poll_seconds: Annotated[float, Field(gt=0)] = 5.0
     settle_seconds: Annotated[float, Field(ge=0)] = 15.0
     facebook_concurrency: Annotated[int, Field(ge=1)] = 1
+    facebook_min_gap_seconds: Annotated[float, Field(ge=0)] = 60.0
     zalo_concurrency: Annotated[int, Field(ge=1)] = 8
 
     @field_validator("database_url")

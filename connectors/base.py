@@ -86,6 +86,7 @@ class OutboundMessage(BaseModel):
     text: str
     link: str | None = None
     images: tuple[Path, ...] = ()
+    video: Path | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -100,6 +101,8 @@ class Receipt(BaseModel):
 
     remote_id: str
     permalink: str | None = None
+    cooldown: float = 0.0
+    """Seconds the account should rest before its next publish (rate limits, minimum gap)."""
 
 
 def normalise_text(text: str) -> str:
@@ -134,6 +137,10 @@ class Connector(Protocol):
 
         Raise `CannotTell` where the platform offers no way to read it back.
         """
+        ...
+
+    async def check(self) -> None:
+        """Verify the credentials with a cheap read; raise `AuthExpired` if they no longer work."""
         ...
 
     async def aclose(self) -> None:

@@ -6,6 +6,7 @@ Errors are classified from the JSON body, never from the HTTP status alone: see
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -44,23 +45,62 @@ REJECTION_REASONS: Mapping[int, str] = {
 }
 POLICY_BLOCK_SECONDS = 6 * 3600
 DEFAULT_THROTTLE_SECONDS = 300
+# Usage headers: slow down above 80 %, stop above 95 % (Meta: "stop making API calls").
+SLOW_AT, SLOW_SECONDS = 80.0, 120.0
+PAUSE_AT, PAUSE_SECONDS = 95.0, 900.0
+VIDEO_READY = "ready"
+VIDEO_FAILED = frozenset({"error", "failed", "expired"})
+
+
+def _usage_entries(headers: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Every usage object in the rate-limit headers (app, page, business use case)."""
+    entries: list[dict[str, Any]] = []
+    for key in ("x-app-usage", "x-page-usage", "x-business-use-case-usage"):
+        raw = headers.get(key)
+        if not raw:
+            continue
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            continue
+        if key != "x-business-use-case-usage":
+            value = {"": [value]}
+        if isinstance(value, dict):
+            entries += [e for group in value.values() if isinstance(group, list) for e in group]
+    return [e for e in entries if isinstance(e, dict)]
 
 
 def _regain_seconds(headers: Mapping[str, str]) -> float | None:
-    """The longest `estimated_time_to_regain_access` (minutes) in the usage header, in seconds."""
-    raw = headers.get("x-business-use-case-usage")
-    if not raw:
-        return None
-    try:
-        usage = json.loads(raw)
-        minutes = max(
-            float(entry.get("estimated_time_to_regain_access", 0))
-            for entries in usage.values()
-            for entry in entries
-        )
-    except (ValueError, TypeError, AttributeError):
-        return None
-    return minutes * 60 if minutes > 0 else None
+    """The longest `estimated_time_to_regain_access` (minutes) in the usage headers, in seconds."""
+    minutes = [
+        float(e["estimated_time_to_regain_access"])
+        for e in _usage_entries(headers)
+        if isinstance(e.get("estimated_time_to_regain_access"), int | float)
+    ]
+    longest = max(minutes, default=0.0)
+    return longest * 60 if longest > 0 else None
+
+
+def usage_percent(headers: Mapping[str, str]) -> float:
+    """The highest call, time or CPU percentage any usage header reports."""
+    fields = ("call_count", "total_time", "total_cputime")
+    values = [
+        float(e[f])
+        for e in _usage_entries(headers)
+        for f in fields
+        if isinstance(e.get(f), int | float)
+    ]
+    return max(values, default=0.0)
+
+
+def cooldown_for(headers: Mapping[str, str], min_gap: float) -> float:
+    """How long the Page should rest after a publish: the gap, longer when usage is high."""
+    usage = usage_percent(headers)
+    if usage >= PAUSE_AT:
+        return max(_regain_seconds(headers) or 0.0, PAUSE_SECONDS, min_gap)
+    if usage >= SLOW_AT:
+        return max(SLOW_SECONDS, min_gap)
+    return min_gap
 
 
 def check_response(
@@ -114,7 +154,11 @@ class FacebookPageConnector:
         page_id: str,
         page_token: str,
         app_secret: str | None = None,
+        video_url: str | None = None,
+        min_gap_seconds: float = 0.0,
         timeout: float = 30.0,
+        video_poll_seconds: float = 5.0,
+        video_polls: int = 60,
         sandbox: bool = False,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -123,7 +167,11 @@ class FacebookPageConnector:
         self._page_id = page_id
         self._token = page_token
         self._app_secret = app_secret
+        self._min_gap = min_gap_seconds
+        self._video_poll_seconds = video_poll_seconds
+        self._video_polls = video_polls
         self._client = new_client(graph_url, timeout, transport)
+        self._video_client = new_client(video_url or graph_url, timeout, transport)
         self.last_usage: dict[str, str] = {}
 
     def _auth(self) -> dict[str, str]:
@@ -143,14 +191,16 @@ class FacebookPageConnector:
         data: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
         files: dict[str, tuple[str, bytes, str]] | None = None,
+        video_host: bool = False,
     ) -> dict[str, Any]:
         url = f"/{self._version}/{path}"
+        client = self._video_client if video_host else self._client
         async with mapped_errors(method):
             if method == "GET":
-                response = await self._client.get(url, params=(params or {}) | self._auth())
+                response = await client.get(url, params=(params or {}) | self._auth())
             else:
                 body = (data or {}) | self._auth()
-                response = await self._client.post(url, data=body, files=files)
+                response = await client.post(url, data=body, files=files)
         self.last_usage = {
             key: value
             for key, value in response.headers.items()
@@ -164,8 +214,17 @@ class FacebookPageConnector:
             response.status_code, response.headers, payload, write=method != "GET"
         )
 
+    def _receipt(self, remote_id: str, permalink: str | None) -> Receipt:
+        return Receipt(
+            remote_id=remote_id,
+            permalink=permalink,
+            cooldown=cooldown_for(self.last_usage, self._min_gap),
+        )
+
     async def send(self, message: OutboundMessage) -> Receipt:
-        """Publish text or a link on the feed; one or several images as a photo post."""
+        """Publish text or a link on the feed; images as a photo post; a video."""
+        if message.video is not None:
+            return await self._send_video(message, message.video)
         if len(message.images) == 1:
             return await self._send_photo(message)
         if message.images:
@@ -174,14 +233,17 @@ class FacebookPageConnector:
         if message.link:
             data["link"] = message.link
         result = await self._call("POST", f"{self._page_id}/feed", data=data)
-        return Receipt(remote_id=str(result["id"]), permalink=result.get("permalink_url"))
+        return self._receipt(str(result["id"]), result.get("permalink_url"))
 
     async def _send_photo(self, message: OutboundMessage) -> Receipt:
         data = {"caption": message.text, "published": "true"}
         files = _upload(message.images[0])
         result = await self._call("POST", f"{self._page_id}/photos", data=data, files=files)
         post_id = str(result.get("post_id") or result["id"])
-        return Receipt(remote_id=post_id, permalink=await self._permalink(post_id))
+        usage = self.last_usage
+        permalink = await self._permalink(post_id)
+        self.last_usage = usage  # the publish's usage decides the rest, not the read's
+        return self._receipt(post_id, permalink)
 
     async def _send_album(self, message: OutboundMessage) -> Receipt:
         media: list[str] = []
@@ -197,7 +259,44 @@ class FacebookPageConnector:
         data = {"message": message.text, "fields": "id,permalink_url"}
         data |= {f"attached_media[{i}]": json.dumps({"media_fbid": m}) for i, m in enumerate(media)}
         result = await self._call("POST", f"{self._page_id}/feed", data=data)
-        return Receipt(remote_id=str(result["id"]), permalink=result.get("permalink_url"))
+        return self._receipt(str(result["id"]), result.get("permalink_url"))
+
+    async def _send_video(self, message: OutboundMessage, path: Path) -> Receipt:
+        """Upload to the video host, then wait until Facebook has processed it."""
+        files = _upload(path, "video/mp4")
+        data = {"description": message.text, "title": message.title[:255]}
+        result = await self._call(
+            "POST", f"{self._page_id}/videos", data=data, files=files, video_host=True
+        )
+        video_id = str(result["id"])
+        usage = self.last_usage
+        for _ in range(self._video_polls):
+            status = await self._video_status(video_id)
+            if status == VIDEO_READY:
+                permalink = await self._permalink(video_id)
+                self.last_usage = usage
+                return self._receipt(video_id, permalink)
+            if status in VIDEO_FAILED:
+                raise Rejected(
+                    "Facebook không xử lý được video; hãy kiểm tra định dạng (MP4) và độ dài.",
+                    code=f"video_{status}",
+                )
+            await asyncio.sleep(self._video_poll_seconds)
+        raise OutcomeUnknown(
+            "Video đã tải lên nhưng Facebook xử lý quá lâu; sẽ đối soát sau.", code="video_slow"
+        )
+
+    async def _video_status(self, video_id: str) -> str:
+        try:
+            result = await self._call("GET", video_id, params={"fields": "status"})
+        except Unavailable:
+            return "processing"  # ask again at the next poll
+        status = result.get("status")
+        return str(status.get("video_status", "")) if isinstance(status, dict) else ""
+
+    async def check(self) -> None:
+        """Read the Page with its token; AuthExpired if the token no longer works."""
+        await self._call("GET", self._page_id, params={"fields": "id,name"})
 
     async def _permalink(self, post_id: str) -> str | None:
         """Best effort: the post is already live, so no failure here may undo the send."""
@@ -218,19 +317,20 @@ class FacebookPageConnector:
         wanted = fingerprint(message.text)
         for post in result.get("data", []):
             if fingerprint(str(post.get("message", ""))) == wanted:
-                return Receipt(remote_id=str(post["id"]), permalink=post.get("permalink_url"))
+                return self._receipt(str(post["id"]), post.get("permalink_url"))
         return None
 
     async def aclose(self) -> None:
-        """Close the HTTP client."""
+        """Close the HTTP clients."""
         await self._client.aclose()
+        await self._video_client.aclose()
 
 
-def _upload(path: Path) -> dict[str, tuple[str, bytes, str]]:
-    """The multipart `source` field for an image, or Rejected if the file is gone."""
+def _upload(path: Path, mime: str | None = None) -> dict[str, tuple[str, bytes, str]]:
+    """The multipart `source` field for a file, or Rejected if the file is gone."""
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise Rejected(f"Không đọc được ảnh «{path.name}» để tải lên.", code="media") from exc
-    mime = "image/png" if path.name.lower().endswith(".png") else "image/jpeg"
+        raise Rejected(f"Không đọc được tệp «{path.name}» để tải lên.", code="media") from exc
+    mime = mime or ("image/png" if path.name.lower().endswith(".png") else "image/jpeg")
     return {"source": (path.name, data, mime)}

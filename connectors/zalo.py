@@ -230,6 +230,10 @@ class ZaloOAConnector:
             history = await self._call("GET", "/v2.0/oa/conversation", params=params)
         return [item for item in history or [] if isinstance(item, dict)]
 
+    async def check(self) -> None:
+        """Read the OA's profile; AuthExpired if the token or the OA no longer works."""
+        await self._call("GET", "/v2.0/oa/getoa")
+
     async def aclose(self) -> None:
         """Close the HTTP client."""
         await self._client.aclose()

@@ -237,6 +237,8 @@ def _serve(*, until_idle: bool, label: str) -> None:
                 dispatcher = bot.dispatcher(connectors)
                 clock = Clock(bot.settings.tz)
                 clock.start(dispatcher.wake)
+                if label == "run":
+                    await _daily_jobs(bot, clock, connectors, dispatcher.worker)
                 out.print(f"Bắt đầu ({label}, {dispatcher.worker}); Ctrl-C để dừng.")
                 if bot.sandbox_server is not None:
                     out.print(f"Hộp cát: {bot.sandbox_url}/")
@@ -247,6 +249,25 @@ def _serve(*, until_idle: bool, label: str) -> None:
             out.print("Đã dừng.")
 
         run(bot, work)
+
+
+ACCOUNT_CHECK_HOUR = 6
+
+
+async def _daily_jobs(bot: Any, clock: Any, connectors: Any, worker: str) -> None:
+    """The scheduler's recurring jobs; each also runs once at start-up for its last period."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    from schedules.jobs import check_accounts, latest_fire
+
+    tz = bot.settings.tz
+
+    async def account_check() -> None:
+        fire = latest_fire(ACCOUNT_CHECK_HOUR, tz)
+        await check_accounts(bot.sessions, bot.queue, connectors, fire, worker)
+
+    clock.add_job(account_check, CronTrigger(hour=ACCOUNT_CHECK_HOUR, timezone=tz), "account-check")
+    await account_check()
 
 
 def sandbox(

@@ -59,6 +59,7 @@ async def bot(
         backoff_base_seconds=0.05,
         http_timeout_seconds=3,
         lease_seconds=30,
+        facebook_min_gap_seconds=0,
     )
     app = App(settings)
     async with app.sessions.begin() as session:
@@ -168,13 +169,22 @@ async def test_throttle_pauses_the_account_without_spending_attempts(
 
 
 async def test_rejected_content_fails_with_a_reason(bot: App, sandbox: SandboxState) -> None:
-    sandbox.push_fault("fb.feed", Fault.link_scrape_failed())
-    await queue_post(bot, "Liên kết hỏng", ("facebook_page", "zalo_group"))
+    sandbox.push_fault("fb.feed", Fault.photo_rejected())
+    await queue_post(bot, "Ảnh hỏng", ("facebook_page", "zalo_group"))
     await run_until_idle(bot)
     by_channel = {d.channel: d for d in await deliveries(bot) if d.cluster_code in (None, "C1")}
     assert by_channel["facebook_page"].status == "failed"
-    assert "không đọc được liên kết" in (by_channel["facebook_page"].last_error or "")
+    assert "tham số không hợp lệ" in (by_channel["facebook_page"].last_error or "")
     assert by_channel["zalo_group"].status == "sent"
+
+
+async def test_unreachable_link_is_tried_once_more_later(bot: App, sandbox: SandboxState) -> None:
+    sandbox.push_fault("fb.feed", Fault.link_scrape_failed())
+    await queue_post(bot, "Liên kết chưa đọc được", ("facebook_page",))
+    await run_until_idle(bot)
+    [delivery] = await deliveries(bot)
+    assert (delivery.status, delivery.attempts) == ("retry_wait", 1)
+    assert "không đọc được liên kết" in (delivery.last_error or "")
 
 
 async def test_transient_refusal_is_retried(bot: App, sandbox: SandboxState) -> None:
@@ -254,6 +264,34 @@ async def test_image_gone_before_sending_fails_with_reason(
     assert delivery.status == "failed"
     assert "anh.png" in (delivery.last_error or "")
     assert sandbox.messages() == []
+
+
+async def test_minimum_gap_between_page_posts_holds_the_next_one(
+    bot: App, sandbox: SandboxState
+) -> None:
+    bot.settings.facebook_min_gap_seconds = 600
+    for n in range(2):
+        await queue_post(bot, f"Giãn cách {n}", ("facebook_page",))
+    await run_until_idle(bot)  # idle: the second waits for the gap to pass
+    statuses = sorted(d.status for d in await deliveries(bot))
+    assert statuses == ["pending", "sent"]
+    assert publish_calls(sandbox, "fb.feed") == 1
+    paused = (await bot.queue.accounts())["facebook"].paused_until
+    assert paused is not None and paused > datetime.now(UTC) + timedelta(minutes=9)
+
+
+async def test_daily_account_check_flags_a_revoked_token(bot: App, sandbox: SandboxState) -> None:
+    from schedules.jobs import check_accounts
+
+    sandbox.fb_tokens[SANDBOX_PAGE_TOKEN] = "revoked"
+    fire = datetime(2026, 12, 1, 23, 0, tzinfo=UTC)
+    async with bot.connectors() as connectors:
+        await check_accounts(bot.sessions, bot.queue, connectors, fire, "w1")
+        await check_accounts(bot.sessions, bot.queue, connectors, fire, "w2")  # runs once
+    accounts = await bot.queue.accounts()
+    assert accounts["facebook"].needs_reauth
+    assert "zalo" not in accounts or not accounts["zalo"].needs_reauth
+    assert sum(1 for r in sandbox.requests if r["method"] == "GET") == 2  # one per account
 
 
 async def test_targets_follow_the_clusters_chosen(bot: App) -> None:

@@ -183,3 +183,14 @@ async def test_concurrent_claims_on_postgres_never_overlap(postgres_url: str) ->
         assert sum(1 for ids in results if ids) > 1  # the work really was shared
     finally:
         await engine.dispose()
+
+
+async def test_a_pause_is_never_shortened(queue: PostQueue) -> None:
+    await queue.pause_account("facebook", seconds=600, needs_reauth=False, note="throttled")
+    await queue.pause_account("facebook", seconds=5, needs_reauth=False, note="gap")
+    state = (await queue.accounts())["facebook"]
+    assert state.paused_until is not None
+    assert state.paused_until > datetime.now(UTC) + timedelta(seconds=500)
+    assert state.note == "throttled"
+    await queue.pause_account("facebook", seconds=1200, needs_reauth=False, note="longer")
+    assert (await queue.accounts())["facebook"].note == "longer"

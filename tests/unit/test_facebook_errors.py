@@ -90,3 +90,27 @@ def test_auth_error_keeps_the_subcode() -> None:
     with pytest.raises(AuthExpired) as caught:
         check_response(400, {}, err(190, 460), write=True)
     assert caught.value.code == "190/460"
+
+
+def usage(call: int, regain: int = 0) -> dict[str, str]:
+    buc = {"1": [{"type": "pages", "call_count": call, "total_time": 1, "total_cputime": 1,
+                  "estimated_time_to_regain_access": regain}]}  # fmt: skip
+    return {"x-business-use-case-usage": json.dumps(buc), "x-app-usage": '{"call_count": 3}'}
+
+
+@pytest.mark.parametrize(
+    ("headers", "gap", "expected"),
+    [
+        ({}, 60.0, 60.0),
+        (usage(50), 0.0, 0.0),
+        (usage(85), 60.0, 120.0),  # above 80 %: slow down
+        (usage(96), 0.0, 900.0),  # above 95 %: stop for a while
+        (usage(99, regain=30), 0.0, 1800.0),  # or as long as Facebook says
+        ({"x-page-usage": '{"call_count": 97}'}, 0.0, 900.0),
+        ({"x-app-usage": "not json"}, 10.0, 10.0),
+    ],
+)
+def test_cooldown_after_a_publish(headers: dict[str, str], gap: float, expected: float) -> None:
+    from connectors.facebook import cooldown_for
+
+    assert cooldown_for(headers, gap) == expected

@@ -1,0 +1,51 @@
+"""Recurring jobs run by `cdbot run`. Each claims its fire time first, so it runs once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.queue import PostQueue
+from connectors.base import AuthExpired, Connector, PlatformError
+from schedules.runonce import claim_run, finish_run
+
+log = logging.getLogger(__name__)
+
+
+def latest_fire(hour: int, tz: ZoneInfo, now: datetime | None = None) -> datetime:
+    """The most recent daily fire time at `hour` in `tz`, in UTC (the run-once key)."""
+    local = (now or datetime.now(UTC)).astimezone(tz)
+    fire = datetime.combine(local.date(), time(hour), tz)
+    if fire > local:
+        fire -= timedelta(days=1)
+    return fire.astimezone(UTC)
+
+
+async def check_accounts(
+    sessions: async_sessionmaker[AsyncSession],
+    queue: PostQueue,
+    connectors: Mapping[str, Connector],
+    fire_time: datetime,
+    worker: str,
+) -> None:
+    """Daily: read each account with its token, and flag it before a post fails."""
+    if not await claim_run(sessions, "account-check", fire_time, worker):
+        return
+    outcomes: list[str] = []
+    for key, connector in connectors.items():
+        try:
+            await connector.check()
+        except AuthExpired as exc:
+            await queue.pause_account(key, seconds=None, needs_reauth=True, note=exc.message)
+            log.error("tài khoản %s cần được cấp lại quyền: %s", key, exc.message)
+            outcomes.append(f"{key}: needs_reauth")
+        except PlatformError as exc:
+            log.warning("không kiểm tra được tài khoản %s: %s", key, exc.message)
+            outcomes.append(f"{key}: unchecked")
+        else:
+            outcomes.append(f"{key}: ok")
+    await finish_run(sessions, "account-check", fire_time, "; ".join(outcomes))
