@@ -109,6 +109,8 @@ async def _demo(folder: Path, *, keep_open: bool) -> int:
         org_file=EXAMPLE_ORG_DIR / "organisation.yaml",
         poll_seconds=1.0,
         backoff_base_seconds=1.0,
+        facebook_min_gap_seconds=0,  # a rehearsal need not space the Page's posts
+        settle_seconds=1.0,
     )
     upgrade(url)
     # A rehearsal at any hour: the sandbox's night rule for broadcasts is off here.
