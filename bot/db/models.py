@@ -156,6 +156,8 @@ class ClusterAdmin(Base):
     name: Mapped[str] = mapped_column(String(255))
     zalo_user_id: Mapped[str] = mapped_column(String(64))
     position: Mapped[str | None] = mapped_column(String(255))
+    # When this person last wrote to the OA (webhook); Zalo lets the OA message them for 7 days.
+    last_interaction_at: Mapped[datetime | None]
     cluster: Mapped[Cluster] = relationship(back_populates="admins")
 
 
@@ -170,6 +172,50 @@ class Account(Base):
     note: Mapped[str | None] = mapped_column(Text)
     usage: Mapped[dict[str, Any] | None]
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=db_now())
+
+
+class Credential(Base):
+    """An account's tokens, encrypted with CDBOT_SECRET_KEY. One row per account."""
+
+    __tablename__ = "credentials"
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    access_token: Mapped[str] = mapped_column(Text)
+    refresh_token: Mapped[str | None] = mapped_column(Text)
+    access_expires_at: Mapped[datetime | None]
+    refresh_expires_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(default=1)
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=db_now())
+
+
+class Upload(Base):
+    """A file already uploaded to a platform, reused while the platform keeps it."""
+
+    __tablename__ = "uploads"
+    __table_args__ = (UniqueConstraint("account", "sha256", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    remote_id: Mapped[str] = mapped_column(String(255))
+    uploaded_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class PlatformEvent(Base):
+    """A webhook event, kept once (platforms redeliver)."""
+
+    __tablename__ = "platform_events"
+    __table_args__ = (UniqueConstraint("platform", "event_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[str] = mapped_column(String(128))
+    event_name: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    occurred_at: Mapped[datetime | None]
+    received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    payload: Mapped[dict[str, Any]]
 
 
 class Post(Base):
