@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     zalo_app_secret: SecretStr | None = None
     zalo_refresh_token: SecretStr | None = None
     zalo_access_token: SecretStr | None = None
+    zalo_oa_secret_key: SecretStr | None = None
+    facebook_verify_token: SecretStr | None = None
+
+    # Webhooks are served by `cdbot run` only when a port is given.
+    webhook_host: str = "127.0.0.1"
+    webhook_port: Annotated[int, Field(ge=1, le=65535)] | None = None
 
     # Dispatcher tuning.
     lease_seconds: Annotated[int, Field(ge=10)] = 300
