@@ -8,9 +8,10 @@ without credentials is wired to the built-in sandbox (started in this process un
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,8 +48,16 @@ class ChannelMode:
 class App:
     """Everything one process needs, built from one `Settings`."""
 
-    def __init__(self, settings: Settings, *, sandbox_state: SandboxState | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sandbox_state: SandboxState | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.settings = settings
+        # The platforms' wall clock (their night hours); tests give the sandbox's.
+        self.clock = clock or (lambda: datetime.now(UTC))
         self.sandbox_url: str | None = settings.sandbox_url
         self._sandbox_state = sandbox_state
         self._sandbox_server: SandboxServer | None = None
@@ -183,6 +192,7 @@ class App:
                 openapi_url=s.zalo_openapi_url if zalo_live else str(self.sandbox_url),
                 access_token=zalo_token,
                 article_cover_url=self.org.article_cover_url,
+                clock=self.clock,
                 timeout=s.http_timeout_seconds,
                 sandbox=not zalo_live,
             )
@@ -260,6 +270,7 @@ class App:
             poll_seconds=s.poll_seconds,
             settle_seconds=s.settle_seconds,
             concurrency={"facebook": s.facebook_concurrency, "zalo": s.zalo_concurrency},
+            window_fallback=s.zalo_window_fallback,
         )
 
     def dispatcher(self, connectors: dict[str, Connector]) -> Dispatcher:

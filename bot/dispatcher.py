@@ -54,6 +54,8 @@ class Policy:
     settle_seconds: float = 15.0
     poll_seconds: float = 5.0
     idle_horizon_seconds: float = 60.0
+    window_fallback: bool = True
+    """Name an admin outside Zalo's 7-day window in the cluster's group instead."""
     concurrency: Mapping[str, int] = field(default_factory=lambda: {"facebook": 1, "zalo": 8})
 
 
@@ -72,6 +74,8 @@ class Verdict:
 
 # "Already posted" answers: after an uncertain first try they are evidence it landed.
 DUPLICATE_CODES = frozenset({"506", "368"})
+# Zalo will not let the OA write to this person now (no interaction in the last 7 days).
+WINDOW_CLOSED = frozenset({"-230", "-232"})
 # Content refusals worth one more try later (Facebook could not fetch a link's page).
 RETRY_ONCE_CODES = frozenset({"1609005"})
 RETRY_ONCE_SECONDS = 300.0
@@ -297,6 +301,13 @@ class Dispatcher:
             verdict.retry_in,
             refund=verdict.refund,
         )
+        if (
+            self.policy.window_fallback
+            and claimed.channel == "zalo_user"
+            and exc.code in WINDOW_CLOSED
+            and await self.queue.add_window_fallback(claimed.id)
+        ):
+            log.info("lượt #%d: người nhận ngoài cửa sổ 7 ngày, nhắc tên trong nhóm", claimed.id)
 
     async def _reconcile(self, connector: Connector, claimed: Claimed) -> None:
         attempt = claimed.current_attempt_id

@@ -459,6 +459,50 @@ class PostQueue:
             )
             return bool(getattr(result, "rowcount", 0))
 
+    async def add_window_fallback(self, delivery_id: int) -> bool:
+        """An admin Zalo will not let us message directly is named in the cluster's group.
+
+        Adds one `zalo_mention` delivery (once, by the unique key); False when the admin's
+        cluster has no group.
+        """
+        async with self._sessions.begin() as session:
+            row = (
+                await session.execute(
+                    select(
+                        Delivery.post_id,
+                        Delivery.target_id,
+                        Delivery.target_label,
+                        Delivery.cluster_code,
+                        Cluster.zalo_group_id,
+                    )
+                    .join(Cluster, Cluster.code == Delivery.cluster_code)
+                    .where(Delivery.id == delivery_id, Delivery.channel == Channel.ZALO_USER)
+                )
+            ).first()
+            if row is None or not row.zalo_group_id:
+                return False
+            inserted = await session.scalar(
+                _insert_ignore(session, Delivery)
+                .values(
+                    post_id=row.post_id,
+                    channel=Channel.ZALO_MENTION,
+                    target_id=f"{row.zalo_group_id}/{row.target_id}",
+                    target_label=f"Nhắc {row.target_label} trong nhóm",
+                    cluster_code=row.cluster_code,
+                    account="zalo",
+                    status=S.PENDING,
+                    next_attempt_at=db_now(),
+                )
+                .returning(Delivery.id)
+            )
+            if inserted is not None:
+                await session.execute(
+                    update(Post)
+                    .where(Post.id == row.post_id, Post.status == PostStatus.DONE)
+                    .values(status=PostStatus.APPROVED)
+                )
+            return inserted is not None
+
     async def attempt_started(self, attempt_id: int) -> datetime:
         """When an attempt began (reconciliation looks for the post from then on)."""
         async with self._sessions() as session:

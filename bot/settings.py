@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     facebook_concurrency: Annotated[int, Field(ge=1)] = 1
     facebook_min_gap_seconds: Annotated[float, Field(ge=0)] = 60.0
     zalo_concurrency: Annotated[int, Field(ge=1)] = 8
+    zalo_window_fallback: bool = True
 
     @field_validator("database_url")
     @classmethod

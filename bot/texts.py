@@ -20,3 +20,10 @@ DELIVERY_STATUS = {
     "cancelled": "Đã huỷ",
 }
 ACCOUNT = {"facebook": "Trang Facebook", "zalo": "Zalo OA"}
+CHANNEL = {
+    "facebook_page": "Trang Facebook",
+    "zalo_broadcast": "Zalo: phát đến người quan tâm",
+    "zalo_group": "Zalo: nhóm cụm thi đua",
+    "zalo_user": "Zalo: quản trị viên cụm",
+    "zalo_mention": "Zalo: nhắc tên trong nhóm cụm",
+}

@@ -51,6 +51,10 @@ REJECTION_REASONS: Mapping[int, str] = {
 }
 QUOTA_CODES = frozenset({-211, -218})
 NIGHT = -234
+CS_WINDOW = timedelta(days=7)
+QUOTA_RETRY_SECONDS = 6 * 3600
+# Zalo sends promotions and broadcasts from 06:00 to 21:59, Vietnam time.
+BROADCAST_FROM, BROADCAST_UNTIL = time(6, 0), time(22, 0)
 # The user conversation API returns at most 10 messages a request; the group one is read alike.
 HISTORY_PAGE_SIZE = 10
 HISTORY_PAGES = 20
@@ -103,7 +107,7 @@ class ZaloOAConnector:
     """Sends through one Zalo Official Account."""
 
     account = "zalo"
-    channels = frozenset({"zalo_group", "zalo_user", "zalo_broadcast"})
+    channels = frozenset({"zalo_group", "zalo_user", "zalo_broadcast", "zalo_mention"})
 
     def __init__(
         self,
@@ -115,9 +119,13 @@ class ZaloOAConnector:
         sandbox: bool = False,
         verify_poll_seconds: float = 1.0,
         verify_polls: int = 30,
+        broadcast_target: Mapping[str, str] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.sandbox = sandbox
+        self._target = dict(broadcast_target or {})
+        self._clock = clock
         self._token = access_token
         self._cover_url = article_cover_url
         self._verify_poll_seconds = verify_poll_seconds
@@ -142,9 +150,12 @@ class ZaloOAConnector:
     async def send(self, message: OutboundMessage) -> Receipt:
         """Send to a cluster's group, to one admin, or as an article to all followers."""
         if message.channel == "zalo_group":
-            body = {"recipient": {"group_id": message.target_id}, "message": {"text": message.text}}
-            data = await self._call("POST", "/v3.0/oa/group/message", json_body=body)
+            data = await self._to_group(message.target_id, message.text)
+        elif message.channel == "zalo_mention":
+            group_id, user_id = message.target_id.split("/", 1)
+            data = await self._to_group(group_id, f"[@{user_id}] {message.text}")
         elif message.channel == "zalo_user":
+            await self._check_window(message.target_id)
             body = {"recipient": {"user_id": message.target_id}, "message": {"text": message.text}}
             data = await self._call("POST", "/v3.0/oa/message/cs", json_body=body)
         elif message.channel == "zalo_broadcast":
@@ -153,7 +164,39 @@ class ZaloOAConnector:
             raise Rejected(f"Kênh {message.channel} không thuộc Zalo.")
         return Receipt(remote_id=str(data["message_id"]))
 
+    async def _to_group(self, group_id: str, text: str) -> Any:
+        body = {"recipient": {"group_id": group_id}, "message": {"text": text}}
+        return await self._call("POST", "/v3.0/oa/group/message", json_body=body)
+
+    async def _check_window(self, user_id: str) -> None:
+        """Ask Zalo before writing: outside the 7-day window the message would be refused."""
+        data = await self._call("POST", "/v3.0/oa/quota/message", json_body={"user_id": user_id})
+        last = int((data or {}).get("last_interaction") or 0) / 1000
+        if not last or self._clock() - datetime.fromtimestamp(last, UTC) > CS_WINDOW:
+            raise Rejected(REJECTION_REASONS[-230], code="-230")
+        reply = (data or {}).get("cs_reply") or {}
+        if isinstance(reply, dict) and str(reply.get("remain", "1")) == "0":
+            raise Unavailable(
+                "Hết lượt nhắn tư vấn cho người này; sẽ thử lại sau.",
+                code="-211",
+                retry_after=QUOTA_RETRY_SECONDS,
+            )
+
+    def _night_wait(self) -> float | None:
+        """Seconds until 06:00 if Zalo would refuse a broadcast now (22:00-05:59 in Vietnam)."""
+        local = self._clock().astimezone(VIETNAM).time()
+        if BROADCAST_FROM <= local < BROADCAST_UNTIL:
+            return None
+        return _seconds_until_morning(self._clock())
+
     async def _broadcast(self, message: OutboundMessage) -> Any:
+        wait = self._night_wait()
+        if wait is not None:
+            raise Unavailable(
+                "Zalo không phát tin vào ban đêm; sẽ phát lúc 06:00.",
+                code=str(NIGHT),
+                retry_after=wait,
+            )
         article_id = await self._publish_article(message)
         attachment = {
             "type": "template",
@@ -162,7 +205,7 @@ class ZaloOAConnector:
                 "elements": [{"media_type": "article", "attachment_id": article_id}],
             },
         }
-        body = {"recipient": {"target": {}}, "message": {"attachment": attachment}}
+        body = {"recipient": {"target": dict(self._target)}, "message": {"attachment": attachment}}
         return await self._call("POST", "/v2.0/oa/message", json_body=body)
 
     async def _publish_article(self, message: OutboundMessage) -> str:
@@ -201,8 +244,17 @@ class ZaloOAConnector:
         A broadcast cannot be read back; nor can a conversation deeper than
         `HISTORY_PAGES` pages: both raise CannotTell rather than guess "absent".
         """
-        if message.channel not in ("zalo_group", "zalo_user"):
+        if message.channel not in ("zalo_group", "zalo_user", "zalo_mention"):
             raise CannotTell("Zalo không cho đọc lại tin phát đến người quan tâm.")
+        if message.channel == "zalo_mention":
+            group_id, user_id = message.target_id.split("/", 1)
+            message = message.model_copy(
+                update={
+                    "channel": "zalo_group",
+                    "target_id": group_id,
+                    "text": f"[@{user_id}] {message.text}",
+                }
+            )
         wanted = fingerprint(message.text)
         cutoff = (since - timedelta(minutes=5)).timestamp() * 1000
         for page in range(HISTORY_PAGES):

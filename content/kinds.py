@@ -39,6 +39,7 @@ CATEGORIES: dict[str, str] = {
     "good_deeds": "Người tốt việc tốt",
 }
 DEFAULT_CATEGORY = {"event": "event", "story": "good_deeds"}
+# The channels an officer chooses; a mention in the group is added by the bot when needed.
 CHANNELS: dict[str, str] = {
     "facebook_page": "Trang Facebook",
     "zalo_broadcast": "Zalo: phát đến người quan tâm",

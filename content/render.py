@@ -19,13 +19,18 @@ LIMITS = {
     "zalo_group": 2_000,
     "zalo_user": 2_000,
     "zalo_broadcast": 100_000,
+    "zalo_mention": 1_970,  # room for the "[@user_id] " in front
 }
 TEMPLATE_FOR = {
     "facebook_page": "facebook.j2",
     "zalo_group": "zalo_text.j2",
     "zalo_user": "zalo_text.j2",
     "zalo_broadcast": "zalo_article.j2",
+    "zalo_mention": "zalo_text.j2",
 }
+# Zalo reads "[@id]" in a group message as a mention: text from people must not make one.
+MENTION = "[@"
+ESCAPED_MENTION = "[\u200b@"
 
 
 @dataclass(frozen=True)
@@ -91,9 +96,12 @@ def render(post: PostContent, channel: str, identity: Identity) -> Rendering:
     """The text `channel` will carry for `post`."""
     template = _environment().get_template(TEMPLATE_FOR[channel])
     tags = tuple(dict.fromkeys((*post.hashtags, *identity.hashtags)))
+    title, body = post.title, post.body
+    if channel.startswith("zalo_"):
+        title, body = (t.replace(MENTION, ESCAPED_MENTION) for t in (title, body))
     text = template.render(
-        title=post.title,
-        body=post.body,
+        title=title,
+        body=body,
         link=post.link,
         signature=identity.signature.strip(),
         slogan=identity.slogan.strip(),

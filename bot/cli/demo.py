@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.cli.common import out
 from bot.settings import EXAMPLE_ORG_DIR
 
 DEMO_TIMEOUT_SECONDS = 120
+VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 LEGAL_SOURCE = (
     "https://thuvienphapluat.vn/van-ban/Lao-dong-Tien-luong/Bo-Luat-lao-dong-2019-333670.aspx"
 )
@@ -82,6 +84,15 @@ def _demo_image(folder: Path, name: str, colour: tuple[int, int, int]) -> Path:
     return path
 
 
+def _daytime() -> datetime:
+    """Now, or 10:00 today in Vietnam when it is night: the demo broadcasts at any hour."""
+    now = datetime.now(UTC)
+    local = now.astimezone(VIETNAM)
+    if time(6, 0) <= local.time() < time(22, 0):
+        return now
+    return datetime.combine(local.date(), time(10, 0), VIETNAM).astimezone(UTC)
+
+
 def run_demo(*, keep_open: bool = False) -> int:
     """Run the demo; 0 only if every delivery reached `sent`."""
     with tempfile.TemporaryDirectory(prefix="cdbot-demo-") as tmp:
@@ -115,7 +126,7 @@ async def _demo(folder: Path, *, keep_open: bool) -> int:
     upgrade(url)
     # A rehearsal at any hour: the sandbox's night rule for broadcasts is off here.
     state = SandboxState(auto_register=False, enforce_night_hours=False)
-    bot = App(settings, sandbox_state=state)
+    bot = App(settings, sandbox_state=state, clock=_daytime)
     try:
         async with bot.sessions.begin() as session:
             await import_directory(

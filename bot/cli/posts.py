@@ -247,8 +247,7 @@ def show(
     """Xem một bài và từng lượt gửi của nó."""
     from rich.table import Table
 
-    from bot.texts import DELIVERY_STATUS, POST_STATUS
-    from content.kinds import CHANNELS
+    from bot.texts import CHANNEL, DELIVERY_STATUS, POST_STATUS
 
     with opened_app() as bot:
         post = run(bot, lambda: bot.queue.get(post_id))
@@ -287,7 +286,7 @@ def show(
             if d.last_error and d.status != "sent":
                 note = d.last_error
             table.add_row(
-                CHANNELS.get(d.channel, d.channel),
+                CHANNEL.get(d.channel, d.channel),
                 d.target_label,
                 d.cluster_code or "",
                 DELIVERY_STATUS.get(d.status, d.status),

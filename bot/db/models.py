@@ -79,6 +79,8 @@ class Channel(enum.StrEnum):
     ZALO_BROADCAST = "zalo_broadcast"
     ZALO_GROUP = "zalo_group"
     ZALO_USER = "zalo_user"
+    # An admin outside Zalo's 7-day window is named in the cluster's group instead.
+    ZALO_MENTION = "zalo_mention"
 
     @property
     def account(self) -> str:

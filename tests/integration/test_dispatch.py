@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from bot.app import App
 from bot.db.models import Attempt, Cluster, ClusterAdmin, Delivery, Post
@@ -61,7 +61,7 @@ async def bot(
         lease_seconds=30,
         facebook_min_gap_seconds=0,
     )
-    app = App(settings)
+    app = App(settings, clock=sandbox.now)
     async with app.sessions.begin() as session:
         for code, name, group in CLUSTERS:
             session.add(Cluster(code=code, name=name, zalo_group_id=group))
@@ -292,6 +292,43 @@ async def test_daily_account_check_flags_a_revoked_token(bot: App, sandbox: Sand
     assert accounts["facebook"].needs_reauth
     assert "zalo" not in accounts or not accounts["zalo"].needs_reauth
     assert sum(1 for r in sandbox.requests if r["method"] == "GET") == 2  # one per account
+
+
+async def test_admin_outside_the_window_is_named_in_the_group_instead(
+    bot: App, sandbox: SandboxState
+) -> None:
+    sandbox.add_user(ADMINS[0][2], ADMINS[0][1], datetime.now(UTC) - timedelta(days=8))
+    await queue_post(bot, "Nhắc tên", ("zalo_user",), clusters=("C1",))
+    await run_until_idle(bot)
+    by_channel = {d.channel: d for d in await deliveries(bot)}
+    assert by_channel["zalo_user"].status == "failed"
+    assert "7 ngày" in (by_channel["zalo_user"].last_error or "")
+    assert by_channel["zalo_mention"].status == "sent"
+    [message] = sandbox.messages()
+    assert (message["channel"], message["target"]) == ("zalo_group", CLUSTERS[0][2])
+    assert message["text"].startswith(f"[@{ADMINS[0][2]}] ")
+    assert not any(r["route"] == "zalo.cs_message" for r in sandbox.requests)
+    assert (await bot.queue.get(by_channel["zalo_user"].post_id)).status == "done"
+
+
+async def test_broadcast_at_night_goes_out_once_in_the_morning(
+    bot: App, sandbox: SandboxState
+) -> None:
+    sandbox.enforce_night_hours = True
+    night = datetime(2026, 12, 1, 16, 0, tzinfo=UTC)  # 23:00 in Hà Nội
+    sandbox.set_now(night)
+    await queue_post(bot, "Phát buổi sáng", ("zalo_broadcast",))
+    await run_until_idle(bot)
+    [delivery] = await deliveries(bot)
+    assert (delivery.status, delivery.attempts) == ("retry_wait", 0)
+    assert sandbox.zalo_broadcasts == []
+    sandbox.set_now(night + timedelta(hours=7, minutes=5))  # 06:05
+    async with bot.sessions.begin() as session:  # the morning has come
+        await session.execute(update(Delivery).values(next_attempt_at=datetime.now(UTC)))
+    await run_until_idle(bot)
+    [delivery] = await deliveries(bot)
+    assert delivery.status == "sent"
+    assert len(sandbox.zalo_broadcasts) == 1
 
 
 async def test_targets_follow_the_clusters_chosen(bot: App) -> None:

@@ -91,3 +91,10 @@ def test_zalo_text_limit_is_2000() -> None:
     long = render(PostContent("story", "T", "x" * 2100), "zalo_group", Identity())
     assert long.too_long and long.limit == 2000
     assert not render(PostContent("story", "T", "x" * 2100), "facebook_page", Identity()).too_long
+
+
+def test_mentions_from_people_are_defused_in_zalo_only() -> None:
+    post = PostContent("story", "Chào [@123]", "Gọi [@456] và [@789]")
+    zalo = render(post, "zalo_group", Identity()).text
+    assert "[@" not in zalo and "[\u200b@456]" in zalo
+    assert "[@456]" in render(post, "facebook_page", Identity()).text
