@@ -51,6 +51,14 @@ WebUrl = Annotated[str, AfterValidator(_web)]
 Hashtag = Annotated[str, AfterValidator(_hashtag)]
 
 
+def _choosable(channels: list[Channel]) -> list[Channel]:
+    wrong = [c for c in channels if c not in Channel.choosable()]
+    if wrong:
+        allowed = ", ".join(c.value for c in Channel.choosable())
+        raise ValueError(f"kênh «{wrong[0].value}» không chọn được; các kênh hợp lệ: {allowed}")
+    return channels
+
+
 def _nfc(value: Any) -> Any:
     if isinstance(value, str):
         return unicodedata.normalize("NFC", value)
@@ -100,9 +108,9 @@ class Organisation(_Strict):
     zalo_oa_name: Text | None = None
     article_cover_url: HttpsUrl
     example: bool = False
-    default_channels: Annotated[list[Channel], Field(min_length=1), AfterValidator(_unique)] = (
-        Field(default_factory=lambda: list(Channel))
-    )
+    default_channels: Annotated[
+        list[Channel], Field(min_length=1), AfterValidator(_unique), AfterValidator(_choosable)
+    ] = Field(default_factory=Channel.choosable)
     local_events: list[LocalEvent] = Field(default_factory=list)
 
 
@@ -185,7 +193,7 @@ def _reason(error: Any) -> str:
         "dict_type": "phải là một nhóm trường «tên_trường: giá trị»",
         "enum": (
             f"kênh «{value}» không hợp lệ; các kênh hợp lệ: "
-            f"{', '.join(channel.value for channel in Channel)}"
+            f"{', '.join(channel.value for channel in Channel.choosable())}"
         ),
     }
     if kind == "value_error":

@@ -86,6 +86,11 @@ class Channel(enum.StrEnum):
     def account(self) -> str:
         return "facebook" if self is Channel.FACEBOOK_PAGE else "zalo"
 
+    @classmethod
+    def choosable(cls) -> list[Channel]:
+        """The channels an officer picks for a post (mentions are added by the bot)."""
+        return [c for c in cls if c is not cls.ZALO_MENTION]
+
 
 class DeliveryStatus(enum.StrEnum):
     """The delivery state machine of docs/ARCHITECTURE.md."""

@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from connectors.sandbox import viewer
 from connectors.sandbox.facebook import GraphApi
+from connectors.sandbox.facebook_videos import finish_processing
 from connectors.sandbox.records import parse_moment
 from connectors.sandbox.state import (
     SANDBOX_PAGE_ID,
@@ -51,6 +52,10 @@ CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
     "zalo_rate_per_minute": int,
     "article_verify_polls": int,
     "fb_tokens": dict,
+    "video_processing_polls": int,
+    "video_fails": bool,
+    "video_max_bytes": int,
+    "downloadable_urls": list,
 }
 ControlAction = Callable[[dict[str, Any]], None]
 
@@ -93,7 +98,10 @@ def _control_routes(state: SandboxState) -> list[BaseRoute]:
                 raise ValueError(f"bad config key {key!r}")
         with state.lock:
             for key, value in body.items():
-                setattr(state, key, dict(value) if isinstance(value, dict) else value)
+                setattr(state, key, _copy(value))
+
+    def finish_videos(body: dict[str, Any]) -> None:
+        finish_processing(state)
 
     actions: dict[str, ControlAction] = {
         "faults": faults,
@@ -104,6 +112,7 @@ def _control_routes(state: SandboxState) -> list[BaseRoute]:
         "clock": clock,
         "auth_codes": auth_codes,
         "config": config,
+        "finish_videos": finish_videos,
     }
 
     async def snapshot(request: Request) -> Response:
@@ -115,6 +124,15 @@ def _control_routes(state: SandboxState) -> list[BaseRoute]:
         for name, action in actions.items()
     ]
     return routes
+
+
+def _copy(value: Any) -> Any:
+    """A config value as the state keeps it: lists (of URLs) become sets."""
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, list):
+        return {str(item) for item in value}
+    return value
 
 
 def _control(action: ControlAction) -> Callable[[Request], Awaitable[Response]]:

@@ -1,4 +1,4 @@
-"""Fake Graph API for one Page: feed, photos, read-back, usage headers and scripted faults."""
+"""Fake Graph API for one Page: feed, photos, videos, read-back, usage headers and faults."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import hmac
 import json
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.datastructures import UploadFile
@@ -23,6 +23,7 @@ from connectors.sandbox.facebook_posts import (
     graph_error,
     no_object,
 )
+from connectors.sandbox.facebook_videos import VIDEO_HEAD_BYTES, PageVideos, VideoSource
 from connectors.sandbox.faults import FB_RETRY_LATER, FB_REVOKED, FB_THROTTLED, Fault, apply_fault
 from connectors.sandbox.state import SandboxState
 
@@ -39,6 +40,7 @@ class Call:
     params: dict[str, Any]
     files: dict[str, bytes]
     request: Request
+    sizes: dict[str, int] = field(default_factory=dict)
 
 
 def bare_status(status: int) -> Response:
@@ -53,6 +55,7 @@ class GraphApi:
     def __init__(self, state: SandboxState) -> None:
         self.state = state
         self.posts = PagePosts(state)
+        self.videos = PageVideos(state, self.posts)
 
     def routes(self) -> list[BaseRoute]:
         """One catch-all route; Zalo's explicit routes must be mounted before it."""
@@ -92,7 +95,7 @@ class GraphApi:
 
     @staticmethod
     def _route_key(method: str, parts: list[str]) -> str | None:
-        if len(parts) == 2 and method == "POST" and parts[1] in ("feed", "photos"):
+        if len(parts) == 2 and method == "POST" and parts[1] in ("feed", "photos", "videos"):
             return f"fb.{parts[1]}"
         if len(parts) == 2 and method == "GET" and parts[1] in ("published_posts", "feed", "posts"):
             return "fb.published_posts"
@@ -117,10 +120,13 @@ class GraphApi:
                 raise GraphError(100, "(#100) The request body is not a valid JSON object")
             call.params.update(data)
         elif content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+            # Only a video's first bytes are read: uploads may be up to 1 GB.
+            limit = VIDEO_HEAD_BYTES if parts[-1] == "videos" else MAX_PHOTO_BYTES + 1
             async with request.form(max_part_size=8 * 1024 * 1024) as form:
                 for key, value in form.multi_items():
                     if isinstance(value, UploadFile):
-                        call.files[key] = await value.read(MAX_PHOTO_BYTES + 1)
+                        call.files[key] = await value.read(limit)
+                        call.sizes[key] = value.size or len(call.files[key])
                     else:
                         call.params[key] = value
         return call
@@ -147,7 +153,16 @@ class GraphApi:
                 return self.posts.list_posts(params, call.request.url), False
             if parts[1] == "feed":
                 return self.posts.create_post(params, attached_media(params))
+            if parts[1] == "videos":
+                return self.videos.upload(params, _video_source(call))
             return self.posts.upload_photo(params, call.files)
+        video = self.videos.find(target)
+        if video is not None:
+            if method == "GET":
+                return self.videos.read(video, params), False
+            if method == "DELETE":
+                return self.videos.delete(video)
+            raise no_object(method, target)
         if method == "GET":
             return self.posts.read_object(target, params), False
         if method == "POST":
@@ -274,6 +289,13 @@ def attached_media(params: dict[str, Any]) -> list[str]:
             )
         ids.append(str(value["media_fbid"]))
     return ids
+
+
+def _video_source(call: Call) -> VideoSource | None:
+    head = call.files.get("source")
+    if head is None:
+        return None
+    return VideoSource(head=head, size=call.sizes.get("source", len(head)))
 
 
 def _outcome(response: Response) -> str:

@@ -158,7 +158,7 @@ class PagePosts:
                         f"(#100) param attached_media[{index}] has invalid media_fbid",
                         user_msg=f"Photo {media_id} does not exist or is already attached.",
                     )
-            post = self._new_post(message, link, media, published, now)
+            post = self.new_post(message, link, media, published, now)
             post.scheduled_publish_time = scheduled
         body: dict[str, Any] = {"id": post.id, "post_supports_client_mutation_id": True}
         body.update(self._post_fields(post, fields))
@@ -173,9 +173,17 @@ class PagePosts:
             raise GraphError(100, "(#100) The specified scheduled publish time is invalid.")
         return moment
 
-    def _new_post(
-        self, message: str, link: str | None, photos: list[str], published: bool, now: datetime
+    def new_post(
+        self,
+        message: str,
+        link: str | None,
+        photos: list[str],
+        published: bool,
+        now: datetime,
+        *,
+        video_id: str | None = None,
     ) -> FbPost:
+        """Add a post to the feed (and to `messages()` when published)."""
         number = 122000000000000000 + self.state.next_seq()
         page = self.state.fb_page_id
         post = FbPost(
@@ -186,13 +194,16 @@ class PagePosts:
             permalink_url=f"https://www.facebook.com/{page}/posts/{number}",
             photo_ids=list(photos),
             published=published,
+            video_id=video_id,
         )
         with self.state.lock:
             self.state.fb_posts.append(post)
             for photo_id in photos:
                 self.state.fb_photos[photo_id].post_id = post.id
             if published:
-                self.state.record_message("facebook", "facebook_page", page, message, post.id)
+                self.state.record_message(
+                    "facebook", "facebook_page", page, message, post.id, video_id=video_id
+                )
         return post
 
     def upload_photo(self, params: dict[str, Any], files: dict[str, bytes]) -> Reply:
@@ -231,7 +242,7 @@ class PagePosts:
             self.state.fb_photos[photo.id] = photo
             if not published:
                 return JSONResponse({"id": photo.id}), True
-            post = self._new_post(caption, None, [photo.id], True, now)
+            post = self.new_post(caption, None, [photo.id], True, now)
         return JSONResponse({"id": photo.id, "post_id": post.id}), True
 
     def list_posts(self, params: dict[str, Any], url: URL) -> Response:
@@ -297,8 +308,9 @@ class PagePosts:
                 if wanted and not post.published:
                     post.published = True
                     post.created_time = now
+                    page, text = self.state.fb_page_id, post.message
                     self.state.record_message(
-                        "facebook", "facebook_page", self.state.fb_page_id, post.message, post.id
+                        "facebook", "facebook_page", page, text, post.id, video_id=post.video_id
                     )
                 elif not wanted and post.published:
                     post.published = False
@@ -314,6 +326,8 @@ class PagePosts:
                 self.state.forget_message(post.id)
                 for photo_id in post.photo_ids:
                     self.state.fb_photos.pop(photo_id, None)
+                if post.video_id is not None:
+                    self.state.fb_videos.pop(post.video_id, None)
                 return JSONResponse({"success": True}), True
             photo = self.state.fb_photos.get(object_id)
             if photo is None or photo.post_id:
@@ -326,8 +340,10 @@ class PagePosts:
             return next((p for p in self.state.fb_posts if p.id == post_id), None)
 
     def _post_fields(self, post: FbPost, fields: list[str]) -> dict[str, Any]:
-        first_photo = post.photo_ids[0] if post.photo_ids else None
-        if post.photo_ids:
+        first_photo = post.photo_ids[0] if post.photo_ids else post.video_id
+        if post.video_id:
+            status_type = "added_video"
+        elif post.photo_ids:
             status_type = "added_photos"
         elif post.link:
             status_type = "shared_story"
@@ -357,6 +373,9 @@ class PagePosts:
 
 
 def _attachments(post: FbPost) -> dict[str, Any] | None:
+    if post.video_id:
+        video = {"type": "video_inline", "target": {"id": post.video_id}}
+        return {"data": [video]}
     if not post.photo_ids and not post.link:
         return None
     if post.link and not post.photo_ids:

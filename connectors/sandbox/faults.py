@@ -22,6 +22,7 @@ ROUTES: frozenset[str] = frozenset(
         "*",
         "fb.feed",
         "fb.photos",
+        "fb.videos",
         "fb.published_posts",
         "fb.post_read",
         "fb.post_update",

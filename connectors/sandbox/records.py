@@ -50,6 +50,7 @@ class FbPost:
     published: bool = True
     scheduled_publish_time: datetime | None = None
     updated_time: datetime | None = None
+    video_id: str | None = None
 
     def visible(self, now: datetime) -> bool:
         """Published, or scheduled for a moment that has passed."""
@@ -68,6 +69,45 @@ class FbPost:
             "photo_ids": list(self.photo_ids),
             "published": self.published,
             "scheduled_publish_time": iso(self.scheduled_publish_time),
+            "video_id": self.video_id,
+        }
+
+
+@dataclass
+class FbVideo:
+    """A video uploaded to the Page; it becomes a post once processing ends well.
+
+    `polls_left` status reads still answer "processing"; `fails` makes it end in "error".
+    """
+
+    id: str
+    created_time: datetime
+    description: str
+    title: str
+    published: bool
+    size: int
+    container: str | None
+    file_url: str | None
+    polls_left: int
+    fails: bool
+    status: str = "processing"
+    status_reads: int = 0
+    post_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form for the control API."""
+        return {
+            "id": self.id,
+            "created_time": iso(self.created_time),
+            "description": self.description,
+            "title": self.title,
+            "published": self.published,
+            "size": self.size,
+            "container": self.container,
+            "file_url": self.file_url,
+            "status": self.status,
+            "status_reads": self.status_reads,
+            "post_id": self.post_id,
         }
 
 

@@ -12,7 +12,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +21,7 @@ from connectors.sandbox.faults import FAULT_KINDS, ROUTES, Fault, random_fault
 from connectors.sandbox.records import (
     FbPhoto,
     FbPost,
+    FbVideo,
     ZaloArticle,
     ZaloBroadcast,
     ZaloGroup,
@@ -42,6 +43,7 @@ __all__ = [
     "Fault",
     "FbPhoto",
     "FbPost",
+    "FbVideo",
     "SandboxState",
     "ZaloArticle",
     "ZaloBroadcast",
@@ -60,6 +62,8 @@ SANDBOX_ZALO_ACCESS_TOKEN = "sandbox-zalo-access-token"
 SANDBOX_ZALO_REFRESH_TOKEN = "sandbox-zalo-refresh-token"
 SANDBOX_ZALO_OA_ID = "3000000000000000001"
 SANDBOX_ZALO_OA_NAME = "Công đoàn cơ sở (hộp cát)"
+# The non-resumable `/{page-id}/videos` limit (reference §3.5 (b)).
+FB_VIDEO_MAX_BYTES = 1024 * 1024 * 1024
 
 
 def utc_now() -> datetime:
@@ -86,6 +90,10 @@ class SandboxState:
         fb_call_budget: int = 4800,
         zalo_rate_per_minute: int = 4000,
         article_verify_polls: int = 1,
+        video_processing_polls: int = 2,
+        video_fails: bool = False,
+        video_max_bytes: int = FB_VIDEO_MAX_BYTES,
+        downloadable_urls: Iterable[str] = (),
     ) -> None:
         self.lock = threading.RLock()
         self.clock: Callable[[], datetime] = clock or utc_now
@@ -95,6 +103,13 @@ class SandboxState:
         self.fb_call_budget = fb_call_budget
         self.zalo_rate_per_minute = zalo_rate_per_minute
         self.article_verify_polls = article_verify_polls
+        # Status reads of a new video that still answer "processing".
+        self.video_processing_polls = video_processing_polls
+        # New videos end in "error" instead of "ready".
+        self.video_fails = video_fails
+        self.video_max_bytes = video_max_bytes
+        # `file_url` values Facebook can fetch; empty means any https URL.
+        self.downloadable_urls: set[str] = set(downloadable_urls)
         self.fb_page_id = SANDBOX_PAGE_ID
         self._interrupt = threading.Event()
         self._clear()
@@ -102,6 +117,7 @@ class SandboxState:
     def _clear(self) -> None:
         self.fb_posts: list[FbPost] = []
         self.fb_photos: dict[str, FbPhoto] = {}
+        self.fb_videos: dict[str, FbVideo] = {}
         self.fb_tokens: dict[str, str] = {SANDBOX_PAGE_TOKEN: "valid"}
         self.zalo_groups: dict[str, ZaloGroup] = {}
         self.zalo_users: dict[str, ZaloUser] = {}
@@ -305,20 +321,28 @@ class SandboxState:
             return percent, regain
 
     def record_message(
-        self, platform: str, channel: str, target: str, text: str, remote_id: str
+        self,
+        platform: str,
+        channel: str,
+        target: str,
+        text: str,
+        remote_id: str,
+        *,
+        video_id: str | None = None,
     ) -> None:
-        """Note an accepted message for `messages()`."""
+        """Note an accepted message for `messages()`; a video post also carries `video_id`."""
+        entry = {
+            "platform": platform,
+            "channel": channel,
+            "target": target,
+            "text": text,
+            "remote_id": remote_id,
+            "at": self.now().isoformat(),
+        }
+        if video_id is not None:
+            entry["video_id"] = video_id
         with self.lock:
-            self._message_log.append(
-                {
-                    "platform": platform,
-                    "channel": channel,
-                    "target": target,
-                    "text": text,
-                    "remote_id": remote_id,
-                    "at": self.now().isoformat(),
-                }
-            )
+            self._message_log.append(entry)
 
     def forget_message(self, remote_id: str) -> None:
         """Drop a post that was deleted or unpublished from `messages()`."""
@@ -339,6 +363,7 @@ class SandboxState:
                 "messages": self.messages(),
                 "fb_posts": [p.to_dict() for p in self.fb_posts],
                 "fb_photos": [p.to_dict() for p in self.fb_photos.values()],
+                "fb_videos": [v.to_dict() for v in self.fb_videos.values()],
                 "zalo_groups": [g.to_dict() for g in self.zalo_groups.values()],
                 "zalo_users": [u.to_dict() for u in self.zalo_users.values()],
                 "zalo_articles": [a.to_dict() for a in self.zalo_articles.values()],

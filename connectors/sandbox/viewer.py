@@ -10,7 +10,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import BaseRoute, Route
 
-from connectors.sandbox.records import FbPost, ZaloBroadcast, ZaloMessage
+from connectors.sandbox.facebook_videos import status_label
+from connectors.sandbox.records import FbPost, FbVideo, ZaloBroadcast, ZaloMessage
 from connectors.sandbox.state import SANDBOX_PAGE_NAME, SANDBOX_ZALO_OA_NAME, SandboxState
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -59,8 +60,15 @@ def _link(url: str) -> str:
     return label
 
 
+def _video_badge(status: str) -> str:
+    warn = "" if status == "ready" else " warn"
+    return f'<span class="badge{warn}">▶ Video · {escape(status_label(status))}</span>'
+
+
 def _post(post: FbPost) -> str:
     badges = []
+    if post.video_id:
+        badges.append(_video_badge("ready"))
     if post.photo_ids:
         badges.append(f'<span class="badge">📷 {len(post.photo_ids)} ảnh</span>')
     if not post.published:
@@ -71,6 +79,20 @@ def _post(post: FbPost) -> str:
         f'<div class="meta">{escape(SANDBOX_PAGE_NAME)} · {_time(post.created_time)}</div>'
         f'<div class="text">{escape(post.message)}</div>{link}<div>{"".join(badges)}</div>'
         "</article>"
+    )
+
+
+def _video(video: FbVideo) -> str:
+    """A video that is not (yet) a post: still processing, failed or unpublished."""
+    badges = [_video_badge(video.status)]
+    if not video.published:
+        badges.append('<span class="badge warn">Chưa đăng công khai</span>')
+    title = f"<strong>{escape(video.title)}</strong>\n" if video.title else ""
+    return (
+        '<article class="card">'
+        f'<div class="meta">{escape(SANDBOX_PAGE_NAME)} · {_time(video.created_time)}</div>'
+        f'<div class="text">{title}{escape(video.description)}</div>'
+        f"<div>{''.join(badges)}</div></article>"
     )
 
 
@@ -105,8 +127,10 @@ def _broadcast(sent: ZaloBroadcast) -> str:
 def render_page(state: SandboxState) -> str:
     """The whole viewer page; every text from outside is escaped."""
     with state.lock:
-        posts = sorted(state.fb_posts, key=lambda p: p.created_time, reverse=True)
-        feed = "".join(_post(p) for p in posts) or _empty("Chưa có bài đăng nào.")
+        cards = [(p.created_time, _post(p)) for p in state.fb_posts]
+        cards += [(v.created_time, _video(v)) for v in state.fb_videos.values() if not v.post_id]
+        cards.sort(key=lambda card: card[0], reverse=True)
+        feed = "".join(html for _, html in cards) or _empty("Chưa có bài đăng nào.")
         groups = "".join(
             f"<section><h2>Nhóm Zalo: {escape(g.name)}"
             + (' <span class="badge warn">đã tắt</span>' if g.status != "enabled" else "")

@@ -178,7 +178,7 @@ async def test_both_connectors_satisfy_the_protocol_and_close(transport: httpx.A
     assert isinstance(zalo, Connector)
     assert (facebook.account, facebook.channels) == ("facebook", frozenset({"facebook_page"}))
     assert zalo.account == "zalo"
-    assert zalo.channels == frozenset({"zalo_group", "zalo_user", "zalo_broadcast"})
+    assert zalo.channels == frozenset({"zalo_group", "zalo_user", "zalo_broadcast", "zalo_mention"})
     assert facebook.sandbox and zalo.sandbox
     await facebook.aclose()
     await zalo.aclose()
@@ -433,7 +433,7 @@ async def test_zalo_user_text(zalo: ZaloOAConnector, state: SandboxState):
     [message] = state.zalo_users[USER].messages
     assert message.text == "Kính gửi đồng chí chủ tịch"
     assert receipt.remote_id == message.message_id
-    assert routes(state) == ["zalo.cs_message"]
+    assert routes(state) == ["zalo.quota", "zalo.cs_message"]  # the window is checked first
 
 
 async def test_zalo_broadcast_creates_verifies_then_broadcasts(
