@@ -23,7 +23,7 @@ from bot.db.models import Post
 from bot.dispatcher import Dispatcher, Policy
 from bot.errors import ConfigError
 from bot.queue import Claimed, PostQueue, Target, clusters_for
-from connectors.base import Connector, OutboundMessage
+from connectors.base import Connector, OutboundMessage, Rejected
 from content.render import Identity, PostContent, Rendering, render
 
 if TYPE_CHECKING:
@@ -248,7 +248,7 @@ class App:
         rendering = self.render(post, claimed.channel)
         media = [Path(p) for p in post.media] if claimed.channel == "facebook_page" else []
         videos = [p for p in media if p.suffix.lower() in VIDEO_SUFFIXES]
-        images = tuple(p for p in media if p not in videos)
+        images = tuple(self._fit(p) for p in media if p not in videos)
         return OutboundMessage(
             channel=claimed.channel,
             target_id=claimed.target_id,
@@ -258,6 +258,15 @@ class App:
             images=() if videos else images,
             video=videos[0] if videos else None,
         )
+
+    def _fit(self, image: Path) -> Path:
+        """The image as Facebook will take it (re-encoded into the cache when too big)."""
+        from content.media import fit_for_facebook
+
+        try:
+            return fit_for_facebook(image, self.settings.media_cache_dir)
+        except ValueError as exc:
+            raise Rejected(str(exc), code="media") from exc
 
     def policy(self) -> Policy:
         """Dispatcher tuning from settings."""

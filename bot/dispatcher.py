@@ -207,8 +207,9 @@ class Dispatcher:
     async def _deliver(self, connector: Connector, claimed: Claimed) -> None:
         try:
             message = await self.compose(claimed)
-        except Exception as exc:  # our own bug or bad data: this delivery fails, others go on
-            log.exception("không dựng được nội dung cho lượt gửi #%d", claimed.id)
+        except Exception as exc:  # bad media or our own bug: this delivery fails, others go on
+            if not isinstance(exc, PlatformError):
+                log.exception("không dựng được nội dung cho lượt gửi #%d", claimed.id)
             await self._fail_before_send(claimed, exc)
             return
         attempt = await self.queue.begin_attempt(

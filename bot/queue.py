@@ -119,7 +119,7 @@ class PostQueue:
                     body=draft.body,
                     link=draft.link,
                     hashtags=list(draft.hashtags),
-                    media=[str(p) for p in draft.images],
+                    media=draft.media,
                     channels=list(draft.channels),
                     clusters=list(draft.clusters) if draft.clusters is not None else None,
                     source=draft.source,

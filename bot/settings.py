@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     sandbox: bool = True
     sandbox_url: str | None = None
     org_file: Path = EXAMPLE_ORG_DIR / "organisation.yaml"
+    media_cache_dir: Path = DEFAULT_DATA_DIR / "media"
     log_level: str = "INFO"
 
     facebook_graph_url: str = "https://graph.facebook.com"

@@ -190,7 +190,7 @@ class FacebookPageConnector:
         *,
         data: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
-        files: dict[str, tuple[str, bytes, str]] | None = None,
+        files: dict[str, tuple[str, Any, str]] | None = None,
         video_host: bool = False,
     ) -> dict[str, Any]:
         url = f"/{self._version}/{path}"
@@ -263,19 +263,28 @@ class FacebookPageConnector:
 
     async def _send_video(self, message: OutboundMessage, path: Path) -> Receipt:
         """Upload to the video host, then wait until Facebook has processed it."""
-        files = _upload(path, "video/mp4")
         data = {"description": message.text, "title": message.title[:255]}
-        result = await self._call(
-            "POST", f"{self._page_id}/videos", data=data, files=files, video_host=True
-        )
+        mime = "video/quicktime" if path.suffix.lower() == ".mov" else "video/mp4"
+        try:
+            stream = path.open("rb")  # streamed by httpx: a video may be near 1 GB
+        except OSError as exc:
+            raise Rejected(f"Không đọc được tệp «{path.name}» để tải lên.", code="media") from exc
+        with stream:
+            result = await self._call(
+                "POST",
+                f"{self._page_id}/videos",
+                data=data,
+                files={"source": (path.name, stream, mime)},
+                video_host=True,
+            )
         video_id = str(result["id"])
         usage = self.last_usage
         for _ in range(self._video_polls):
             status = await self._video_status(video_id)
             if status == VIDEO_READY:
-                permalink = await self._permalink(video_id)
+                post_id, permalink = await self._video_post(video_id)
                 self.last_usage = usage
-                return self._receipt(video_id, permalink)
+                return self._receipt(post_id, permalink)
             if status in VIDEO_FAILED:
                 raise Rejected(
                     "Facebook không xử lý được video; hãy kiểm tra định dạng (MP4) và độ dài.",
@@ -293,6 +302,14 @@ class FacebookPageConnector:
             return "processing"  # ask again at the next poll
         status = result.get("status")
         return str(status.get("video_status", "")) if isinstance(status, dict) else ""
+
+    async def _video_post(self, video_id: str) -> tuple[str, str | None]:
+        """The Page post a ready video became (its id matches read-back), and its link."""
+        try:
+            result = await self._call("GET", video_id, params={"fields": "post_id,permalink_url"})
+        except PlatformError:
+            return video_id, None
+        return str(result.get("post_id") or video_id), result.get("permalink_url")
 
     async def check(self) -> None:
         """Read the Page with its token; AuthExpired if the token no longer works."""

@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from content.media import check_video_for_facebook, probe_video
+
 KINDS: dict[str, str] = {
     "infographic": "Infographic",
     "law": "Giải đáp pháp luật",
@@ -50,7 +52,7 @@ TITLE_MAX = 200
 BODY_MAX = 20_000
 MAX_IMAGES = 10
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
-IMAGE_FORMATS = {"JPEG", "PNG"}
+IMAGE_FORMATS = {"JPEG", "MPO", "PNG"}  # MPO: a phone's JPEG with extra pictures
 
 
 def nfc(text: str) -> str:
@@ -96,6 +98,7 @@ class PostDraft(BaseModel):
     category: str | None = None
     link: Annotated[str | None, AfterValidator(_check_url)] = None
     images: tuple[Path, ...] = ()
+    video: Path | None = None
     hashtags: tuple[str, ...] = ()
     scheduled_at: datetime
     channels: tuple[str, ...] = tuple(CHANNELS)
@@ -144,6 +147,16 @@ class PostDraft(BaseModel):
             raise ValueError(f"tối đa {MAX_IMAGES} ảnh mỗi bài")
         return tuple(check_image(path) for path in value)
 
+    @field_validator("video")
+    @classmethod
+    def _video(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        if not value.is_file():
+            raise ValueError(f"không tìm thấy tệp video «{value.name}»")
+        probe_video(value)  # a ValueError in Vietnamese for anything but MP4/MOV
+        return value.resolve()
+
     @field_validator("hashtags")
     @classmethod
     def _hashtags(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -170,9 +183,22 @@ class PostDraft(BaseModel):
     def _kind_rules(self) -> Self:
         if self.kind == "infographic" and not self.images:
             raise ValueError("bài infographic cần ít nhất một ảnh (--image)")
-        if self.kind in ("news", "video") and not self.link:
-            raise ValueError(f"bài loại «{self.kind}» cần một liên kết (--link)")
+        if self.kind == "news" and not self.link:
+            raise ValueError("bài loại «news» cần một liên kết (--link)")
+        if self.kind == "video" and not (self.link or self.video):
+            raise ValueError("bài video cần tệp video (--video) hoặc một liên kết (--link)")
+        if self.video is not None and self.kind != "video":
+            raise ValueError("chỉ bài loại «video» mới kèm tệp video")
+        if self.video is not None and self.images:
+            raise ValueError("bài video không kèm ảnh")
+        if self.video is not None and "facebook_page" in self.channels:
+            check_video_for_facebook(probe_video(self.video))
         return self
+
+    @property
+    def media(self) -> list[str]:
+        """The files stored with the post: its images, or its video."""
+        return [str(p) for p in (*self.images, *((self.video,) if self.video else ()))]
 
     @property
     def plan_category(self) -> str:
@@ -181,6 +207,7 @@ class PostDraft(BaseModel):
 
 
 FIELD_LABELS = {
+    "video": "video",
     "kind": "loại bài",
     "title": "tiêu đề",
     "body": "nội dung",

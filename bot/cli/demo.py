@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import struct
 import tempfile
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -52,7 +53,7 @@ DEMO_POSTS: list[dict[str, Any]] = [
         "kind": "video",
         "title": "Video: an toàn, vệ sinh lao động trong xưởng may",
         "body": "Năm điều công nhân cần nhớ để làm việc an toàn trong Tháng hành động ATVSLĐ.",
-        "link": "https://www.youtube.com/watch?v=atvsld2026",
+        "video": True,
     },
     {
         "kind": "infographic",
@@ -81,6 +82,21 @@ def _demo_image(folder: Path, name: str, colour: tuple[int, int, int]) -> Path:
     draw.text((120, 640), "congdoan-bot demo", fill=(255, 255, 255))
     path = folder / name
     image.save(path, "PNG")
+    return path
+
+
+def _demo_video(folder: Path) -> Path:
+    """A tiny MP4 (boxes only, 12 s): enough for the sandbox's upload and processing."""
+
+    def box(kind: bytes, *parts: bytes) -> bytes:
+        payload = b"".join(parts)
+        return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+    mvhd = box(b"mvhd", bytes(4), struct.pack(">IIII", 0, 0, 1000, 12_000), bytes(80))
+    data = box(b"ftyp", b"isom", struct.pack(">I", 0x200), b"isommp42")
+    data += box(b"moov", mvhd) + box(b"mdat", bytes(256))
+    path = folder / "atvsld.mp4"
+    path.write_bytes(data)
     return path
 
 
@@ -151,6 +167,8 @@ async def _demo(folder: Path, *, keep_open: bool) -> int:
                 _demo_image(folder, f"anh-{index}-{i}.png", (180 - 30 * i, 30, 40))
                 for i in range(int(fields.pop("images", 0)))
             ]
+            if fields.pop("video", False):
+                fields["video"] = _demo_video(folder)
             fields |= {
                 "images": tuple(images),
                 "scheduled_at": now + timedelta(seconds=2 + index),

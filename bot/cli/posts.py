@@ -84,6 +84,9 @@ def add(
     image: Annotated[
         list[Path] | None, typer.Option(help="Ảnh JPEG/PNG đính kèm (lặp lại để thêm ảnh).")
     ] = None,
+    video: Annotated[
+        Path | None, typer.Option(help="Tệp video MP4/MOV (bài loại video; Facebook: ≤ 20 phút).")
+    ] = None,
     link: Annotated[str | None, typer.Option(help="Liên kết chia sẻ hoặc nguồn.")] = None,
     at: Annotated[
         str | None,
@@ -127,6 +130,7 @@ def add(
                 "body": body,
                 "link": link,
                 "images": tuple(image or ()),
+                "video": video,
                 "hashtags": tuple(hashtag or ()),
                 "scheduled_at": parse_when(at, tz) if at else now,
                 "channels": split_list(channels) or tuple(bot.org.default_channels),

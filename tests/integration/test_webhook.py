@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import random
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -62,7 +63,7 @@ def test_forgeries_are_refused(
         verify_zalo(body, header, app_id=APP_ID, oa_secret=secret, now=now)
 
 
-def signed_zalo(payload: dict[str, object], *, secret: str = OA_SECRET) -> tuple[bytes, str]:
+def signed_zalo(payload: Mapping[str, object], *, secret: str = OA_SECRET) -> tuple[bytes, str]:
     raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     return raw, "mac=" + zalo_signature(APP_ID, raw, str(payload["timestamp"]), secret)
 
