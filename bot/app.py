@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov"})
+WITH_MEDIA = frozenset({"facebook_page", "zalo_group", "zalo_user"})
 
 
 @dataclass(frozen=True)
@@ -246,9 +247,11 @@ class App:
         """Render a claimed delivery into the message its connector sends."""
         post = await self.queue.post_of(claimed.post_id)
         rendering = self.render(post, claimed.channel)
-        media = [Path(p) for p in post.media] if claimed.channel == "facebook_page" else []
+        media = [Path(p) for p in post.media] if claimed.channel in WITH_MEDIA else []
         videos = [p for p in media if p.suffix.lower() in VIDEO_SUFFIXES]
-        images = tuple(self._fit(p) for p in media if p not in videos)
+        images = tuple(self._fit(p, claimed.channel) for p in media if p not in videos)
+        if claimed.channel != "facebook_page":
+            videos = []  # Zalo messages carry images; a video post goes as its text and link
         return OutboundMessage(
             channel=claimed.channel,
             target_id=claimed.target_id,
@@ -259,12 +262,13 @@ class App:
             video=videos[0] if videos else None,
         )
 
-    def _fit(self, image: Path) -> Path:
-        """The image as Facebook will take it (re-encoded into the cache when too big)."""
-        from content.media import fit_for_facebook
+    def _fit(self, image: Path, channel: str) -> Path:
+        """The image as the platform will take it (re-encoded into the cache when too big)."""
+        from content.media import fit_for_facebook, fit_for_zalo
 
+        fit = fit_for_facebook if channel == "facebook_page" else fit_for_zalo
         try:
-            return fit_for_facebook(image, self.settings.media_cache_dir)
+            return fit(image, self.settings.media_cache_dir)
         except ValueError as exc:
             raise Rejected(str(exc), code="media") from exc
 

@@ -7,9 +7,11 @@ maps them to the dispatcher's classes (table in tests/unit/test_zalo_errors.py).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -52,6 +54,8 @@ REJECTION_REASONS: Mapping[int, str] = {
 QUOTA_CODES = frozenset({-211, -218})
 NIGHT = -234
 CS_WINDOW = timedelta(days=7)
+# Zalo keeps an upload 7 days; reuse one for a day less, so it never expires mid-send.
+UPLOAD_REUSE = timedelta(days=6)
 QUOTA_RETRY_SECONDS = 6 * 3600
 # Zalo sends promotions and broadcasts from 06:00 to 21:59, Vietnam time.
 BROADCAST_FROM, BROADCAST_UNTIL = time(6, 0), time(22, 0)
@@ -126,6 +130,7 @@ class ZaloOAConnector:
         self.sandbox = sandbox
         self._target = dict(broadcast_target or {})
         self._clock = clock
+        self._uploads: dict[str, tuple[str, datetime]] = {}
         self._token = access_token
         self._cover_url = article_cover_url
         self._verify_poll_seconds = verify_poll_seconds
@@ -150,13 +155,15 @@ class ZaloOAConnector:
     async def send(self, message: OutboundMessage) -> Receipt:
         """Send to a cluster's group, to one admin, or as an article to all followers."""
         if message.channel == "zalo_group":
-            data = await self._to_group(message.target_id, message.text)
+            content = await self._content(message.text, message.images)
+            data = await self._to_group(message.target_id, content)
         elif message.channel == "zalo_mention":
             group_id, user_id = message.target_id.split("/", 1)
-            data = await self._to_group(group_id, f"[@{user_id}] {message.text}")
+            data = await self._to_group(group_id, {"text": f"[@{user_id}] {message.text}"})
         elif message.channel == "zalo_user":
             await self._check_window(message.target_id)
-            body = {"recipient": {"user_id": message.target_id}, "message": {"text": message.text}}
+            content = await self._content(message.text, message.images)
+            body = {"recipient": {"user_id": message.target_id}, "message": content}
             data = await self._call("POST", "/v3.0/oa/message/cs", json_body=body)
         elif message.channel == "zalo_broadcast":
             data = await self._broadcast(message)
@@ -164,9 +171,45 @@ class ZaloOAConnector:
             raise Rejected(f"Kênh {message.channel} không thuộc Zalo.")
         return Receipt(remote_id=str(data["message_id"]))
 
-    async def _to_group(self, group_id: str, text: str) -> Any:
-        body = {"recipient": {"group_id": group_id}, "message": {"text": text}}
+    async def _to_group(self, group_id: str, content: dict[str, Any]) -> Any:
+        body = {"recipient": {"group_id": group_id}, "message": content}
         return await self._call("POST", "/v3.0/oa/group/message", json_body=body)
+
+    async def _content(self, text: str, images: tuple[Path, ...]) -> dict[str, Any]:
+        """A text message, or the first image (Zalo takes one per message) with the text."""
+        if not images:
+            return {"text": text}
+        element = {"media_type": "image", "attachment_id": await self._upload(images[0])}
+        payload = {"template_type": "media", "elements": [element]}
+        return {"text": text, "attachment": {"type": "template", "payload": payload}}
+
+    async def _upload(self, path: Path) -> str:
+        """An attachment id for the image, reused while younger than UPLOAD_REUSE."""
+        try:
+            data = await asyncio.to_thread(path.read_bytes)
+        except OSError as exc:
+            raise Rejected(f"Không đọc được tệp «{path.name}» để tải lên.", code="media") from exc
+        digest = hashlib.sha256(data).hexdigest()
+        cached = self._uploads.get(digest)
+        if cached is not None and self._clock() - cached[1] < UPLOAD_REUSE:
+            return cached[0]
+        mime = "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
+        headers = {"access_token": await self._token()}
+        async with mapped_errors("POST"):
+            response = await self._client.post(
+                "/v2.0/oa/upload/image", files={"file": (path.name, data, mime)}, headers=headers
+            )
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        try:
+            result = check_response(response.status_code, payload, write=True)
+        except OutcomeUnknown as exc:  # an unused upload harms nobody: upload again
+            raise Unavailable(exc.message, code=exc.code) from exc
+        attachment_id = str(result["attachment_id"])
+        self._uploads[digest] = (attachment_id, self._clock())
+        return attachment_id
 
     async def _check_window(self, user_id: str) -> None:
         """Ask Zalo before writing: outside the 7-day window the message would be refused."""

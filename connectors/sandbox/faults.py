@@ -37,6 +37,7 @@ ROUTES: frozenset[str] = frozenset(
         "zalo.group_read",
         "zalo.user_conversation",
         "zalo.oa_info",
+        "zalo.upload",
     }
 )
 

@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.sandbox.faults import FAULT_KINDS, ROUTES, Fault, random_fault
@@ -103,6 +103,7 @@ class SandboxState:
         self.fb_call_budget = fb_call_budget
         self.zalo_rate_per_minute = zalo_rate_per_minute
         self.article_verify_polls = article_verify_polls
+        self.zalo_upload_ttl = timedelta(days=7)
         # Status reads of a new video that still answer "processing".
         self.video_processing_polls = video_processing_polls
         # New videos end in "error" instead of "ready".
@@ -123,6 +124,7 @@ class SandboxState:
         self.zalo_users: dict[str, ZaloUser] = {}
         self.zalo_articles: dict[str, ZaloArticle] = {}
         self.zalo_broadcasts: list[ZaloBroadcast] = []
+        self.zalo_uploads: dict[str, Any] = {}
         self.zalo_access_tokens: dict[str, datetime | None] = {SANDBOX_ZALO_ACCESS_TOKEN: None}
         self.zalo_refresh_tokens: dict[str, str] = {SANDBOX_ZALO_REFRESH_TOKEN: "unused"}
         self.zalo_auth_codes: dict[str, tuple[str, datetime]] = {}

@@ -47,6 +47,7 @@ from connectors.sandbox.zalo_oa import (
     invalid,
     ok,
 )
+from connectors.sandbox.zalo_uploads import UploadOperations
 
 Handler = Callable[[Request], Awaitable[dict[str, Any]]]
 ACCESS_TOKEN_SECONDS = 90000
@@ -81,7 +82,7 @@ class ZaloApi:
 
     def routes(self) -> list[BaseRoute]:
         """Explicit routes; mount them before the Graph catch-all."""
-        oa, reads = self.oa, self.reads
+        oa, reads, uploads = self.oa, self.reads, UploadOperations(self.state)
         table: list[tuple[str, str, str, Handler]] = [
             ("POST", "/v3.0/oa/group/message", "zalo.group_message", oa.group_message),
             ("POST", "/v3.0/oa/message/cs", "zalo.cs_message", oa.cs_message),
@@ -94,6 +95,9 @@ class ZaloApi:
             ("GET", "/v3.0/oa/group/getgroup", "zalo.group_read", reads.group_info),
             ("GET", "/v2.0/oa/conversation", "zalo.user_conversation", reads.user_conversation),
             ("GET", "/v2.0/oa/getoa", "zalo.oa_info", reads.oa_info),
+            ("POST", "/v2.0/oa/upload/image", "zalo.upload", uploads.image),
+            ("POST", "/v2.0/oa/upload/gif", "zalo.upload", uploads.gif),
+            ("POST", "/v2.0/oa/upload/file", "zalo.upload", uploads.file),
         ]
         routes: list[BaseRoute] = [
             Route(path, self._endpoint(key, handler, openapi=True), methods=[method])

@@ -87,6 +87,19 @@ def epoch_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def check_attachment(state: SandboxState, media: dict[str, str | None]) -> None:
+    """-100 for an uploaded attachment that expired, -201 for one never uploaded here."""
+    remote_id = media.get("attachment_id")
+    if not remote_id or media.get("media_type") == "sticker":
+        return
+    with state.lock:
+        upload = state.zalo_uploads.get(remote_id)
+        if upload is None:
+            raise invalid("attachment_id")
+        if state.now() - upload.uploaded_at > state.zalo_upload_ttl:
+            raise ZaloError(-100)
+
+
 def parse_message(message: Any) -> tuple[str, dict[str, str | None]]:
     """Text and media of a CS or group `message`, validated as Zalo does."""
     if not isinstance(message, dict):
@@ -145,6 +158,7 @@ class OaOperations:
         if not group_id:
             raise invalid("group_id")
         text, media = parse_message(body.get("message"))
+        check_attachment(self.state, media)
         with self.state.lock:
             group = self.state.known_group(group_id)
             if group is None:
@@ -164,6 +178,7 @@ class OaOperations:
         if not user_id:
             raise invalid("user_id")
         text, media = parse_message(body.get("message"))
+        check_attachment(self.state, media)
         with self.state.lock:
             user = self.state.known_user(user_id)
             if user is None or older_than(user.last_interaction, self.state.now(), 7):
