@@ -27,6 +27,7 @@ from connectors.base import Connector, OutboundMessage, Rejected
 from content.render import Identity, PostContent, Rendering, render
 
 if TYPE_CHECKING:
+    from bot.credentials import DbTokenStore
     from bot.org import Organisation
     from bot.settings import Settings
     from connectors.sandbox import SandboxState
@@ -184,14 +185,13 @@ class App:
             )
             stack.push_async_callback(facebook.aclose)
             zalo_live = not modes["zalo"].sandbox
-            token = _secret(s.zalo_access_token) if zalo_live else sb.SANDBOX_ZALO_ACCESS_TOKEN
 
-            async def zalo_token() -> str:
-                return token
+            async def sandbox_token() -> str:
+                return sb.SANDBOX_ZALO_ACCESS_TOKEN
 
             zalo = ZaloOAConnector(
                 openapi_url=s.zalo_openapi_url if zalo_live else str(self.sandbox_url),
-                access_token=zalo_token,
+                access_token=await self._zalo_tokens(stack) if zalo_live else sandbox_token,
                 article_cover_url=self.org.article_cover_url,
                 clock=self.clock,
                 timeout=s.http_timeout_seconds,
@@ -199,6 +199,33 @@ class App:
             )
             stack.push_async_callback(zalo.aclose)
             yield {"facebook": facebook, "zalo": zalo}
+
+    async def _zalo_tokens(self, stack: AsyncExitStack) -> DbTokenStore:
+        """The stored Zalo OA credential, refreshed once across every process (bot.credentials)."""
+        from bot.credentials import DbTokenStore
+        from bot.secrets import Cipher
+        from connectors.tokens import ZaloOAuthClient
+
+        s = self.settings
+        key = _secret(s.secret_key)
+        if not key:
+            raise ConfigError("Cần đặt CDBOT_SECRET_KEY để dùng mã Zalo đã lưu (được mã hoá).")
+        oauth = ZaloOAuthClient(
+            oauth_url=s.zalo_oauth_url,
+            app_id=str(s.zalo_app_id),
+            app_secret=_secret(s.zalo_app_secret),
+            # SQLite keeps its one write lock while Zalo answers: do not wait on it for long.
+            timeout=min(s.http_timeout_seconds, 20.0),
+        )
+        stack.push_async_callback(oauth.aclose)
+
+        async def consent_needed(note: str) -> None:
+            await self.queue.pause_account("zalo", seconds=None, needs_reauth=True, note=note)
+
+        store = DbTokenStore(self.sessions, Cipher(key), oauth, on_consent_needed=consent_needed)
+        if await store.status() is None:
+            log.warning("Zalo OA chưa được kết nối; hãy chạy «cdbot zalo connect».")
+        return store
 
     @property
     def sandbox_server(self) -> SandboxServer | None:

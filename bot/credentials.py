@@ -187,7 +187,10 @@ class DbTokenStore:
         note = f"Zalo không cấp lại mã truy cập (mã {outcome.code}); {CONNECT_ADVICE}."
         log.warning("Làm mới mã Zalo bị từ chối (mã %s).", outcome.code)
         # After the commit: on SQLite the pause could not write while we held the lock.
-        await self._consent_needed(note)
+        try:
+            await self._consent_needed(note)
+        except Exception:  # the dispatcher pauses the account on AuthExpired all the same
+            log.warning("Không ghi được việc tạm dừng tài khoản Zalo.", exc_info=True)
         raise AuthExpired(note, code=outcome.code) from outcome
 
     async def _refresh_locked(self, rejected: str | None) -> _Entry | AuthExpired:

@@ -30,6 +30,11 @@ class BotError(Exception):
 class InputError(BotError):
     """Dữ liệu nhập vào không hợp lệ."""
 
+    def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        """The officer's name for the field at fault, when one is."""
+
 
 class ConfigError(BotError):
     """Cấu hình không hợp lệ."""

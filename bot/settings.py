@@ -54,8 +54,8 @@ class Settings(BaseSettings):
     zalo_oauth_url: str = "https://oauth.zaloapp.com"
     zalo_app_id: str | None = None
     zalo_app_secret: SecretStr | None = None
-    zalo_refresh_token: SecretStr | None = None
-    zalo_access_token: SecretStr | None = None
+    # The OA's "Official Account Callback Url" in Zalo's developer console (cdbot zalo connect).
+    zalo_redirect_uri: str | None = None
     zalo_oa_secret_key: SecretStr | None = None
     facebook_verify_token: SecretStr | None = None
 
@@ -105,11 +105,8 @@ class Settings(BaseSettings):
 
     @property
     def zalo_configured(self) -> bool:
-        """True when real Zalo credentials are present."""
-        # Until token rotation lands, a live OA needs a current access token as well.
-        return (
-            bool(self.zalo_app_id) and _real(self.zalo_app_secret) and _real(self.zalo_access_token)
-        )
+        """True when the Zalo app is set; its tokens are stored by `cdbot zalo connect`."""
+        return bool(self.zalo_app_id) and _real(self.zalo_app_secret)
 
     def missing_for_production(self) -> list[str]:
         """Keys that must be set when the sandbox is switched off."""
@@ -117,7 +114,7 @@ class Settings(BaseSettings):
         if not self.facebook_configured:
             missing += ["CDBOT_FACEBOOK_PAGE_ID", "CDBOT_FACEBOOK_PAGE_TOKEN"]
         if not self.zalo_configured:
-            missing += ["CDBOT_ZALO_APP_ID", "CDBOT_ZALO_APP_SECRET", "CDBOT_ZALO_ACCESS_TOKEN"]
+            missing += ["CDBOT_ZALO_APP_ID", "CDBOT_ZALO_APP_SECRET"]
         if not _real(self.secret_key):
             missing.append("CDBOT_SECRET_KEY")
         return missing

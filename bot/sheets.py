@@ -103,7 +103,7 @@ def read_rows(path: Path, sheet: str | None = None) -> list[SheetRow]:
     """The non-empty data rows of a CSV file or of one XLSX sheet (the first by default).
 
     The header is the first non-empty row. Whole numbers come back without ``.0``;
-    dates as ``YYYY-MM-DD`` (with ``HH:MM`` when the time is not midnight).
+    dates as ``YYYY-MM-DD``, date-times as ``YYYY-MM-DD HH:MM``.
     """
     if _kind(path) == "csv":
         if sheet is not None:
@@ -225,9 +225,7 @@ class _Cell:
             return str(value)
         if isinstance(value, float):
             return self._float_text(value, header)
-        if isinstance(value, datetime):
-            if value.time() == time(0, 0):
-                return value.date().isoformat()
+        if isinstance(value, datetime):  # a date-time cell keeps its time, midnight included
             return value.isoformat(sep=" ", timespec="minutes" if not value.second else "seconds")
         if isinstance(value, date | time):
             return value.isoformat()

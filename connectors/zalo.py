@@ -29,10 +29,12 @@ from connectors.base import (
     Unavailable,
     fingerprint,
 )
+from connectors.tokens import TokenStore
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 ARTICLE_PROCESSING = -214
 AUTH_CODES = frozenset({-216, -220})
+TOKEN_REFUSED = frozenset(str(code) for code in AUTH_CODES)
 # Account-level problems a person must fix in Zalo's consoles; the account pauses.
 ACCOUNT_CODES = frozenset(
     {-204, -205, -209, -212, -219, -221, -223, -224, -235, -240, -242, -320, -321}
@@ -107,6 +109,14 @@ def check_response(status: int, body: Any, *, write: bool) -> Any:
 TokenSource = Callable[[], Awaitable[str]]
 
 
+def _json(response: httpx.Response) -> Any:
+    """The body as JSON, or None (Zalo may say `text/json`, or send an HTML error page)."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
 class ZaloOAConnector:
     """Sends through one Zalo Official Account."""
 
@@ -117,7 +127,7 @@ class ZaloOAConnector:
         self,
         *,
         openapi_url: str,
-        access_token: TokenSource,
+        access_token: TokenSource | TokenStore,
         article_cover_url: str,
         timeout: float = 30.0,
         sandbox: bool = False,
@@ -131,26 +141,42 @@ class ZaloOAConnector:
         self._target = dict(broadcast_target or {})
         self._clock = clock
         self._uploads: dict[str, tuple[str, datetime]] = {}
-        self._token = access_token
+        # A TokenStore can be asked for a new token when Zalo refuses one; a bare source cannot.
+        self._store: TokenStore | None = None
+        self._token: TokenSource
+        if isinstance(access_token, TokenStore):
+            self._store, self._token = access_token, access_token.current
+        else:
+            self._token = access_token
         self._cover_url = article_cover_url
         self._verify_poll_seconds = verify_poll_seconds
         self._verify_polls = verify_polls
         self._client = new_client(openapi_url, timeout, transport)
 
+    async def _authorised(self, attempt: Callable[[str], Awaitable[Any]]) -> Any:
+        """`attempt(token)`; after -216/-220, once more with the token store's new token."""
+        token = await self._token()
+        try:
+            return await attempt(token)
+        except AuthExpired as exc:
+            if self._store is None or exc.code not in TOKEN_REFUSED:
+                raise
+        # -216/-220 are answered before anything runs, so even a write is safe to send again.
+        return await attempt(await self._store.refresh_after_rejection(token))
+
     async def _call(
         self, method: str, path: str, *, json_body: Any = None, params: dict[str, str] | None = None
     ) -> Any:
-        headers = {"access_token": await self._token()}
-        async with mapped_errors(method):
-            if method == "GET":
-                response = await self._client.get(path, params=params, headers=headers)
-            else:
-                response = await self._client.post(path, json=json_body, headers=headers)
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = None
-        return check_response(response.status_code, payload, write=method != "GET")
+        async def attempt(token: str) -> Any:
+            headers = {"access_token": token}
+            async with mapped_errors(method):
+                if method == "GET":
+                    response = await self._client.get(path, params=params, headers=headers)
+                else:
+                    response = await self._client.post(path, json=json_body, headers=headers)
+            return check_response(response.status_code, _json(response), write=method != "GET")
+
+        return await self._authorised(attempt)
 
     async def send(self, message: OutboundMessage) -> Receipt:
         """Send to a cluster's group, to one admin, or as an article to all followers."""
@@ -194,17 +220,18 @@ class ZaloOAConnector:
         if cached is not None and self._clock() - cached[1] < UPLOAD_REUSE:
             return cached[0]
         mime = "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
-        headers = {"access_token": await self._token()}
-        async with mapped_errors("POST"):
-            response = await self._client.post(
-                "/v2.0/oa/upload/image", files={"file": (path.name, data, mime)}, headers=headers
-            )
+
+        async def attempt(token: str) -> Any:
+            async with mapped_errors("POST"):
+                response = await self._client.post(
+                    "/v2.0/oa/upload/image",
+                    files={"file": (path.name, data, mime)},
+                    headers={"access_token": token},
+                )
+            return check_response(response.status_code, _json(response), write=True)
+
         try:
-            payload = response.json()
-        except ValueError:
-            payload = None
-        try:
-            result = check_response(response.status_code, payload, write=True)
+            result = await self._authorised(attempt)
         except OutcomeUnknown as exc:  # an unused upload harms nobody: upload again
             raise Unavailable(exc.message, code=exc.code) from exc
         attachment_id = str(result["attachment_id"])

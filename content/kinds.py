@@ -63,7 +63,7 @@ def nfc(text: str) -> str:
 def check_image(path: Path) -> Path:
     """A readable JPEG or PNG that decodes, or a Vietnamese ValueError."""
     if not path.is_file():
-        raise ValueError(f"không tìm thấy tệp ảnh «{path.name}»")
+        raise ValueError(f"không tìm thấy tệp ảnh «{path.name or path}»")
     if path.stat().st_size > MAX_IMAGE_BYTES:
         raise ValueError(f"ảnh «{path.name}» lớn hơn 10 MB")
     try:
@@ -82,6 +82,8 @@ def _check_url(value: str | None) -> str | None:
         return None
     value = value.strip()
     parsed = urlparse(value)
+    if any(c.isspace() for c in value):
+        raise ValueError(f"liên kết «{value[:80]}» có dấu cách; hãy dán lại liên kết đầy đủ")
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ValueError(f"liên kết «{value[:80]}» phải bắt đầu bằng http:// hoặc https://")
     return value
@@ -160,7 +162,13 @@ class PostDraft(BaseModel):
     @field_validator("hashtags")
     @classmethod
     def _hashtags(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(nfc(tag).lstrip("#") for tag in value if nfc(tag).lstrip("#"))
+        tags = tuple(nfc(tag).lstrip("#") for tag in value if nfc(tag).lstrip("#"))
+        for tag in tags:
+            if not all(c.isalnum() or c == "_" for c in tag):
+                raise ValueError(
+                    f"hashtag «{tag[:40]}» chỉ gồm chữ và số, viết liền (ví dụ: AnToanLaoDong)"
+                )
+        return tags
 
     @field_validator("channels")
     @classmethod

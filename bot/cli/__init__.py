@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 import typer.rich_utils as rich_help
 
-from bot.cli import ops, posts
+from bot.cli import ops, posts, zalo
 
 for name, text in {
     "ARGUMENTS_PANEL_TITLE": "Tham số",
@@ -44,6 +44,7 @@ app.add_typer(ops.cluster_app, name="cluster")
 app.add_typer(ops.org_app, name="org")
 app.add_typer(ops.db_app, name="db")
 app.add_typer(ops.config_app, name="config")
+app.add_typer(zalo.app, name="zalo")
 app.command("status")(ops.status)
 app.command("run")(ops.run_command)
 app.command("worker")(ops.worker)
@@ -70,7 +71,10 @@ def _usage_message(exc: Exception) -> str:
     ctx = getattr(exc, "ctx", None)
     path = ctx.command_path if ctx is not None else "cdbot"
     param = getattr(exc, "param", None)
-    name = (param.opts[0] if param.opts else param.name) if param is not None else "?"
+    name = "?"
+    if param is not None:
+        is_option = param.opts and param.opts[0].startswith("-")
+        name = param.opts[0] if is_option else (getattr(param, "metavar", None) or param.name)
     if isinstance(exc, ce.NoSuchOption):
         text = f"Không có tuỳ chọn «{exc.option_name}»."
     elif isinstance(exc, ce.MissingParameter):
@@ -121,7 +125,3 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exception(exc)
         return 1
     return code if isinstance(code, int) else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
+from rich.text import Text
 
 from bot.errors import ConfigError, InputError
 
@@ -35,8 +36,28 @@ def load_settings() -> Any:
     except ValidationError as exc:
         first = exc.errors()[0]
         key = "CDBOT_" + str(first["loc"][0]).upper() if first["loc"] else "CDBOT_*"
-        detail = str(first["msg"]).removeprefix("Value error, ")
-        raise ConfigError(f"Thiết lập {key} không hợp lệ: {detail}.") from exc
+        raise ConfigError(f"Thiết lập {key} không hợp lệ: {_setting_problem(first)}.") from exc
+
+
+def _setting_problem(error: Any) -> str:
+    """Pydantic's reason for a bad setting, in Vietnamese."""
+    ctx = error.get("ctx") or {}
+    kind = error["type"]
+    if kind == "value_error":
+        return str(error["msg"]).removeprefix("Value error, ")
+    if kind == "bool_parsing":
+        return "hãy ghi true hoặc false"
+    if kind in ("int_parsing", "int_from_float"):
+        return "phải là một số nguyên"
+    if kind == "float_parsing":
+        return "phải là một số"
+    if kind in ("greater_than_equal", "greater_than"):
+        bound = ctx.get("ge", ctx.get("gt"))
+        return f"phải lớn hơn {'hoặc bằng ' if kind.endswith('equal') else ''}{bound}"
+    if kind in ("less_than_equal", "less_than"):
+        bound = ctx.get("le", ctx.get("lt"))
+        return f"phải nhỏ hơn {'hoặc bằng ' if kind.endswith('equal') else ''}{bound}"
+    return "giá trị không dùng được"
 
 
 class DatabaseUnavailable(ConfigError):
@@ -72,8 +93,6 @@ def opened_app(*, migrate: bool = True) -> Iterator[Any]:
             settings.facebook_page_token,
             settings.facebook_app_secret,
             settings.zalo_app_secret,
-            settings.zalo_refresh_token,
-            settings.zalo_access_token,
             settings.secret_key,
         )
         if s is not None
@@ -106,9 +125,15 @@ def parse_when(text: str, tz: ZoneInfo) -> datetime:
             return datetime.strptime(cleaned, fmt).replace(tzinfo=tz)
         except ValueError:
             continue
+    shown = "".join(c for c in cleaned if c.isprintable())[:40]
     raise InputError(
-        f"Thời điểm «{text}» không đúng dạng; hãy viết như «2026-12-01 07:30» (giờ Việt Nam)."
+        f"Thời điểm «{shown}» không đúng dạng; hãy viết như «2026-12-01 07:30» (giờ Việt Nam)."
     )
+
+
+def plain(text: str | None) -> Text:
+    """Text the officer typed, shown as it is (never read as Rich markup)."""
+    return Text(text or "")
 
 
 def local(moment: datetime | None, tz: ZoneInfo) -> str:
@@ -127,7 +152,7 @@ def print_json(data: Any) -> None:
 
 
 def split_list(value: str | None) -> tuple[str, ...] | None:
-    """'a, b,c' → ('a', 'b', 'c'); None stays None."""
+    """'a, b,c' → ('a', 'b', 'c'); None or nothing listed is None ("the default")."""
     if value is None:
         return None
-    return tuple(part.strip() for part in value.split(",") if part.strip())
+    return tuple(part.strip() for part in value.split(",") if part.strip()) or None

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.cli.common import out
+from bot.cli.common import out, plain
 from bot.settings import EXAMPLE_ORG_DIR
 
 DEMO_TIMEOUT_SECONDS = 120
@@ -132,7 +132,7 @@ async def _demo(folder: Path, *, keep_open: bool) -> int:
         database_url=url,
         sandbox=True,
         facebook_page_token=None,
-        zalo_access_token=None,
+        zalo_app_secret=None,  # the demo never reaches the real OA, whatever the environment
         org_file=EXAMPLE_ORG_DIR / "organisation.yaml",
         poll_seconds=1.0,
         backoff_base_seconds=1.0,
@@ -238,7 +238,7 @@ async def _report(bot: Any, names: dict[str, str]) -> bool:
         whole.add_column(column)
     clusters: dict[str, Table] = {}
     for post in posts:
-        label = f"#{post.id} {post.title[:40]}"
+        label = plain(f"#{post.id} {post.title[:40]}")
         by_channel: dict[tuple[str | None, str], list[str]] = {}
         for d in post.deliveries:
             by_channel.setdefault((d.cluster_code, d.channel), []).append(d.status)

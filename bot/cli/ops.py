@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bot.cli.common import local, opened_app, out, print_json, run
+from bot.cli.common import local, opened_app, out, plain, print_json, run
 
 db_app = typer.Typer(help="Cơ sở dữ liệu.", no_args_is_help=True)
 config_app = typer.Typer(help="Kiểm tra thiết lập.", no_args_is_help=True)
@@ -71,16 +71,17 @@ def org_show(
             return
         if org.example:
             out.print("[yellow]Đây là DỮ LIỆU MẪU, hãy thay bằng thông tin của đơn vị.[/yellow]")
-        out.print(f"[bold]{org.name}[/bold]")
-        out.print(f"Chữ ký:\n{org.signature}")
-        out.print("Khẩu hiệu: " + " | ".join(org.slogans))
-        out.print("Hashtag: " + " ".join("#" + h for h in org.hashtags))
+        out.print(plain(org.name), style="bold")
+        out.print(plain(f"Chữ ký:\n{org.signature}"))
+        out.print(plain("Khẩu hiệu: " + " | ".join(org.slogans)))
+        out.print(plain("Hashtag: " + " ".join("#" + h for h in org.hashtags)))
 
 
 @cluster_app.command("import")
 def cluster_import(
     files: Annotated[
-        list[Path], typer.Argument(help="Một tệp XLSX ba trang tính, hoặc tới ba tệp CSV.")
+        list[Path],
+        typer.Argument(help="Một tệp XLSX ba trang tính, hoặc tới ba tệp CSV.", metavar="TỆP..."),
     ],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Chỉ xem trước thay đổi, không ghi.")
@@ -145,11 +146,11 @@ def cluster_list(
             table.add_column(column)
         for c in clusters:
             table.add_row(
-                c.code,
-                c.name,
-                c.zalo_group_id or "—",
+                plain(c.code),
+                plain(c.name),
+                plain(c.zalo_group_id or "—"),
                 str(len(c.unions)),
-                ", ".join(a.name for a in c.admins),
+                plain(", ".join(a.name for a in c.admins)),
             )
         out.print(table)
         if not clusters:

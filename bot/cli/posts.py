@@ -8,7 +8,17 @@ from typing import Annotated, Any
 
 import typer
 
-from bot.cli.common import iso, local, opened_app, out, parse_when, print_json, run, split_list
+from bot.cli.common import (
+    iso,
+    local,
+    opened_app,
+    out,
+    parse_when,
+    plain,
+    print_json,
+    run,
+    split_list,
+)
 from bot.errors import InputError
 
 app = typer.Typer(help="Soạn, nhập, duyệt và theo dõi bài đăng.", no_args_is_help=True)
@@ -39,25 +49,38 @@ def build_draft(fields: dict[str, Any], now: datetime) -> Any:
     """A checked `PostDraft` from an officer's fields, or an InputError in Vietnamese."""
     from pydantic import ValidationError
 
-    from content.kinds import PostDraft, explain
+    from content.kinds import FIELD_LABELS, PostDraft, explain
 
     try:
         draft = PostDraft.model_validate(fields)
     except ValidationError as exc:
-        raise InputError(explain(exc)) from exc
+        field = str(exc.errors()[0]["loc"][0]) if exc.errors()[0]["loc"] else ""
+        raise InputError(explain(exc), field=FIELD_LABELS.get(field)) from exc
     if draft.scheduled_at < now - PAST_GRACE:
-        raise InputError("Thời điểm đăng đã qua; hãy chọn một thời điểm trong tương lai.")
+        raise InputError(
+            "Thời điểm đăng đã qua; hãy chọn một thời điểm trong tương lai.",
+            field=FIELD_LABELS["scheduled_at"],
+        )
     return draft
+
+
+async def canonical_clusters(bot: Any, draft: Any) -> Any:
+    """The draft with its cluster codes as stored ("hcsn" → "HCSN"); unknown codes refused."""
+    from bot.directory import clusters_by_code
+
+    if draft.clusters is None:
+        return draft
+    async with bot.sessions() as session:
+        found = await clusters_by_code(session, draft.clusters)
+    stored = {c.code.casefold(): c.code for c in found}
+    codes = tuple(dict.fromkeys(stored[code.casefold()] for code in draft.clusters))
+    return draft.model_copy(update={"clusters": codes})
 
 
 async def check_targets(bot: Any, draft: Any) -> list[Any]:
     """The draft's targets, with each channel's rendering within its limit."""
-    from bot.directory import clusters_by_code
     from content.render import PostContent, render
 
-    if draft.clusters is not None:
-        async with bot.sessions() as session:
-            await clusters_by_code(session, draft.clusters)
     content = PostContent(draft.kind, draft.title, draft.body, draft.link, draft.hashtags)
     for channel in draft.channels:
         rendering = render(content, channel, bot.identity)
@@ -137,7 +160,7 @@ def add(
                 "clusters": split_list(clusters),
                 "category": category,
             }
-            draft = build_draft(fields, now)
+            draft = await canonical_clusters(bot, build_draft(fields, now))
             targets = await check_targets(bot, draft)
             post = await bot.queue.add(draft, actor="cli", approve_for=targets if approve else None)
             return await bot.queue.get(post.id)
@@ -166,7 +189,9 @@ def _read_text(path: Path) -> str:
 
 @app.command("import")
 def import_posts(
-    file: Annotated[Path, typer.Argument(help="Tệp CSV hoặc XLSX, mỗi dòng một bài.")],
+    file: Annotated[
+        Path, typer.Argument(help="Tệp CSV hoặc XLSX, mỗi dòng một bài.", metavar="TỆP")
+    ],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Chỉ kiểm tra, không ghi gì.")] = False,
 ) -> None:
     """Nhập nhiều bài từ bảng tính. Một dòng sai là bỏ cả tệp, không ghi gì.
@@ -188,9 +213,16 @@ def import_posts(
                 fields["channels"] = fields["channels"] or tuple(bot.org.default_channels)
                 try:
                     draft = build_draft(fields, now)
+                except InputError as exc:
+                    raise InputError(f"{row.where(exc.field)}: {exc.message}") from exc
+                try:
+                    draft = await canonical_clusters(bot, draft)
+                except InputError as exc:
+                    raise InputError(f"{row.where('Cụm')}: {exc.message}") from exc
+                try:
                     targets = await check_targets(bot, draft)
                 except InputError as exc:
-                    raise InputError(f"{row.where()}: {exc.message}") from exc
+                    raise InputError(f"{row.where('Nội dung')}: {exc.message}") from exc
                 items.append((draft, targets if approve else None))
             if dry_run:
                 return []
@@ -235,7 +267,7 @@ def list_posts(
             table.add_row(
                 str(p.id),
                 KINDS.get(p.kind, p.kind),
-                p.title[:60],
+                plain(p.title[:60]),
                 local(p.scheduled_at, tz),
                 POST_STATUS.get(p.status, p.status),
                 f"{sent}/{len(p.deliveries)}",
@@ -245,13 +277,14 @@ def list_posts(
 
 @app.command("show")
 def show(
-    post_id: Annotated[int, typer.Argument(help="Số bài.")],
+    post_id: Annotated[int, typer.Argument(help="Số bài.", metavar="SỐ_BÀI")],
     as_json: Annotated[bool, typer.Option("--json", help="In dạng JSON.")] = False,
 ) -> None:
     """Xem một bài và từng lượt gửi của nó."""
     from rich.table import Table
 
     from bot.texts import CHANNEL, DELIVERY_STATUS, POST_STATUS
+    from content.kinds import KINDS
 
     with opened_app() as bot:
         post = run(bot, lambda: bot.queue.get(post_id))
@@ -276,12 +309,13 @@ def show(
             ]
             print_json(data)
             return
-        out.print(f"[bold]#{post.id} {post.title}[/bold]")
+        out.print(plain(f"#{post.id} {post.title}"), style="bold")
         out.print(
-            f"Loại: {post.kind} · Trạng thái: {POST_STATUS.get(post.status, post.status)} · "
+            f"Loại: {KINDS.get(post.kind, post.kind)} · "
+            f"Trạng thái: {POST_STATUS.get(post.status, post.status)} · "
             f"Giờ đăng: {local(post.scheduled_at, tz)}"
         )
-        out.print(post.body)
+        out.print(plain(post.body))
         table = Table(title="Lượt gửi")
         for column in ("Kênh", "Nơi nhận", "Cụm", "Trạng thái", "Lần thử", "Ghi chú"):
             table.add_column(column)
@@ -291,17 +325,19 @@ def show(
                 note = d.last_error
             table.add_row(
                 CHANNEL.get(d.channel, d.channel),
-                d.target_label,
-                d.cluster_code or "",
+                plain(d.target_label),
+                plain(d.cluster_code),
                 DELIVERY_STATUS.get(d.status, d.status),
                 str(d.attempts),
-                note[:80],
+                plain(note[:80]),
             )
         out.print(table)
 
 
 @app.command("approve")
-def approve(post_id: Annotated[int, typer.Argument(help="Số bài cần duyệt.")]) -> None:
+def approve(
+    post_id: Annotated[int, typer.Argument(help="Số bài cần duyệt.", metavar="SỐ_BÀI")],
+) -> None:
     """Duyệt bài: tạo lượt gửi tới từng kênh và cụm đã chọn. Duyệt lại không tạo thêm."""
     with opened_app() as bot:
         post, created = run(bot, lambda: bot.approve(post_id, actor="cli"))
@@ -309,7 +345,9 @@ def approve(post_id: Annotated[int, typer.Argument(help="Số bài cần duyệt
 
 
 @app.command("cancel")
-def cancel(post_id: Annotated[int, typer.Argument(help="Số bài cần huỷ.")]) -> None:
+def cancel(
+    post_id: Annotated[int, typer.Argument(help="Số bài cần huỷ.", metavar="SỐ_BÀI")],
+) -> None:
     """Huỷ bài: mọi lượt gửi chưa đi sẽ không đi nữa."""
     with opened_app() as bot:
         cancelled, in_flight = run(bot, lambda: bot.queue.cancel(post_id, actor="cli"))
@@ -322,7 +360,7 @@ def cancel(post_id: Annotated[int, typer.Argument(help="Số bài cần huỷ.")
 
 
 @app.command("retry")
-def retry(post_id: Annotated[int, typer.Argument(help="Số bài.")]) -> None:
+def retry(post_id: Annotated[int, typer.Argument(help="Số bài.", metavar="SỐ_BÀI")]) -> None:
     """Gửi lại các lượt thất bại hoặc đã được người kiểm tra xác nhận là chưa đi."""
     with opened_app() as bot:
         count = run(bot, lambda: bot.queue.retry(post_id, actor="cli"))

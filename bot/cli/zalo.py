@@ -237,16 +237,18 @@ def status(
             return
         if stored is None:
             out.print("Chưa kết nối Zalo OA; chạy «cdbot zalo connect».")
-            return
-        updated = local(stored.updated_at, tz)
-        out.print(f"Mã Zalo đã lưu: phiên bản {stored.version}, cập nhật lúc {updated}.")
-        out.print(f"Mã truy cập còn hạn đến {local(stored.access_expires_at, tz)} ({tz.key}).")
-        if stored.can_refresh:
-            out.print(f"Mã làm mới còn hạn đến {local(stored.refresh_expires_at, tz)} ({tz.key}).")
         else:
-            out.print("Không còn mã làm mới hợp lệ; chạy «cdbot zalo connect».")
+            updated = local(stored.updated_at, tz)
+            out.print(f"Mã Zalo đã lưu: phiên bản {stored.version}, cập nhật lúc {updated}.")
+            out.print(f"Mã truy cập còn hạn đến {local(stored.access_expires_at, tz)} ({tz.key}).")
+            if stored.can_refresh:
+                refresh = local(stored.refresh_expires_at, tz)
+                out.print(f"Mã làm mới còn hạn đến {refresh} ({tz.key}).")
+            else:
+                out.print("Không còn mã làm mới hợp lệ; chạy «cdbot zalo connect».")
         if account is not None and account.needs_reauth:
-            out.print(f"Tài khoản Zalo đang TẠM DỪNG, cần cấp lại quyền: {account.note}")
+            note = f"Tài khoản Zalo đang TẠM DỪNG, cần cấp lại quyền: {account.note}"
+            out.print(note, markup=False)  # the note quotes Zalo, never read it as markup
         if checked is not None:
             out.print("Gọi thử Zalo: thành công." if checked else "Gọi thử Zalo: THẤT BẠI.")
 
@@ -280,7 +282,7 @@ async def _check(bot: Any) -> bool:
         try:
             await connector.check()
         except PlatformError as exc:
-            out.print(exc.message)
+            out.print(exc.message, markup=False)
             return False
         finally:
             await connector.aclose()

@@ -56,12 +56,12 @@ class UploadOperations:
         return await self._upload(request, "file")
 
     async def _upload(self, request: Request, kind: str) -> dict[str, Any]:
-        form = await request.form()
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise invalid("file")
-        head = await upload.read(16)
-        size = upload.size if upload.size is not None else len(head + await upload.read())
+        async with request.form() as form:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise invalid("file")
+            head = await upload.read(16)
+            size = upload.size if upload.size is not None else len(head + await upload.read())
         if not head.startswith(MAGIC[kind]):
             raise ZaloError(-201, "file is invalid!")
         if size > LIMITS[kind]:

@@ -62,6 +62,7 @@ def cdbot_env(folder: Path, extra: Mapping[str, str] | None = None) -> dict[str,
     """Our environment without CDBOT_*, with the database in `folder`, plus `extra`."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("CDBOT_")}
     env["CDBOT_DATABASE_URL"] = f"sqlite:///{folder / DB_NAME}"
+    env["COLUMNS"] = "200"  # tables wide enough that a title is not wrapped
     env.update(extra or {})
     return env
 

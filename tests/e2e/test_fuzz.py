@@ -60,9 +60,8 @@ def test_random_text_is_stored_or_refused_cleanly(
         post = json.loads(result.stdout)
         assert post["title"] == unicodedata.normalize("NFC", title).strip()
     else:
-        # One line is not asked here: the message quotes the input, line breaks included
-        # (a defect of its own, see test_refusals.py::…[date-pasted-with-a-line-break]).
         assert result.stdout == ""
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert VIETNAMESE.search(result.stderr), result.stderr
         listed = run_cdbot(folder, "post", "list", "--json")
         assert listed.stdout == seeded.posts

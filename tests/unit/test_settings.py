@@ -13,7 +13,7 @@ def make(**values: object) -> Settings:
 
 
 def test_defaults_run_everything_in_the_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in ("CDBOT_DATABASE_URL", "CDBOT_FACEBOOK_PAGE_TOKEN", "CDBOT_ZALO_ACCESS_TOKEN"):
+    for key in ("CDBOT_DATABASE_URL", "CDBOT_FACEBOOK_PAGE_TOKEN", "CDBOT_ZALO_APP_SECRET"):
         monkeypatch.delenv(key, raising=False)
     settings = make()
     assert settings.database_url.startswith("sqlite:///data/")
@@ -37,7 +37,6 @@ def test_complete_production_settings_have_nothing_missing() -> None:
         facebook_page_token=SecretStr("EAAB-real-token"),
         zalo_app_id="456",
         zalo_app_secret=SecretStr("zalo-secret"),
-        zalo_access_token=SecretStr("zalo-access"),
     )
     assert settings.missing_for_production() == []
 

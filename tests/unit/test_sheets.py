@@ -129,7 +129,7 @@ def test_xlsx_first_sheet_numbers_and_dates(tmp_path: Path) -> None:
         "zalo_user_id": "840123456789",
         "so_doan_vien": "120",
         "ty_le": "0.5",
-        "ngay": "2020-05-19",
+        "ngay": "2020-05-19 00:00",  # a date-time cell keeps its time
         "gio_hop": "2020-05-01 08:00",
     }
     assert rows[1].values["ma_cum"] == "XATT"
