@@ -160,7 +160,7 @@ class App:
             if (modes["facebook"].sandbox or modes["zalo"].sandbox) and not self.sandbox_url:
                 from connectors.sandbox.server import SandboxServer
 
-                server = SandboxServer(self._sandbox_state)
+                server = SandboxServer(self._sandbox_state or await self._rehearsal_state())
                 self.sandbox_url = server.start()
                 self._sandbox_server = server
                 stack.callback(server.stop)
@@ -199,6 +199,19 @@ class App:
             )
             stack.push_async_callback(zalo.aclose)
             yield {"facebook": facebook, "zalo": zalo}
+
+    async def _rehearsal_state(self) -> SandboxState:
+        """A sandbox that knows the office's cluster groups and admins, for a rehearsal."""
+        from connectors.sandbox import SandboxState
+
+        state = SandboxState(auto_register=False)
+        async with self.sessions() as session:
+            for cluster in await clusters_for(session, None):
+                if cluster.zalo_group_id:
+                    state.add_group(cluster.zalo_group_id, cluster.name)
+                for admin in cluster.admins:
+                    state.add_user(admin.zalo_user_id, admin.name)
+        return state
 
     async def _zalo_tokens(self, stack: AsyncExitStack) -> DbTokenStore:
         """The stored Zalo OA credential, refreshed once across every process (bot.credentials)."""

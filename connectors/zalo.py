@@ -1,23 +1,26 @@
 """Zalo Official Account connector: cluster groups (GMF), admins (CS), follower broadcast.
 
 Zalo answers application errors with HTTP 200 and a negative `error`; `check_response`
-maps them to the dispatcher's classes (table in tests/unit/test_zalo_errors.py).
+maps them to the dispatcher's classes (table in tests/unit/test_zalo_errors.py). Zalo
+allows 4,000 requests a minute per app; we stay at 3,000 and stop for a minute when its
+X-RateLimit-Remain header runs low.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 
-from connectors._http import mapped_errors, new_client
+from connectors._http import MinuteLimiter, mapped_errors, new_client
 from connectors.base import (
     AuthExpired,
     CannotTell,
@@ -107,6 +110,29 @@ def check_response(status: int, body: Any, *, write: bool) -> Any:
 
 
 TokenSource = Callable[[], Awaitable[str]]
+GROUP_PAGE = 50
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupInfo:
+    """A GMF group as Zalo reports it."""
+
+    group_id: str
+    name: str
+    status: str
+    members: int | None
+    asset_valid_through: date | None = None
+
+    @classmethod
+    def from_summary(cls, raw: Mapping[str, Any]) -> GroupInfo:
+        """From a getgroupsofoa entry or getgroup's group_info."""
+        members = str(raw.get("total_member") or "")
+        return cls(
+            group_id=str(raw.get("group_id") or ""),
+            name=str(raw.get("name") or ""),
+            status=str(raw.get("status") or "unknown"),
+            members=int(members) if members.isdigit() else None,
+        )
 
 
 def _json(response: httpx.Response) -> Any:
@@ -134,6 +160,7 @@ class ZaloOAConnector:
         verify_poll_seconds: float = 1.0,
         verify_polls: int = 30,
         broadcast_target: Mapping[str, str] | None = None,
+        requests_per_minute: int = 3000,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -151,7 +178,8 @@ class ZaloOAConnector:
         self._cover_url = article_cover_url
         self._verify_poll_seconds = verify_poll_seconds
         self._verify_polls = verify_polls
-        self._client = new_client(openapi_url, timeout, transport)
+        self.limiter = MinuteLimiter(requests_per_minute, remain_header="X-RateLimit-Remain")
+        self._client = new_client(openapi_url, timeout, transport, self.limiter)
 
     async def _authorised(self, attempt: Callable[[str], Awaitable[Any]]) -> Any:
         """`attempt(token)`; after -216/-220, once more with the token store's new token."""
@@ -351,6 +379,29 @@ class ZaloOAConnector:
             params = {"data": json.dumps(query)}
             history = await self._call("GET", "/v2.0/oa/conversation", params=params)
         return [item for item in history or [] if isinstance(item, dict)]
+
+    async def groups(self) -> list[GroupInfo]:
+        """Every GMF group the OA manages (paged through getgroupsofoa)."""
+        found: list[GroupInfo] = []
+        for offset in range(0, 10_000, GROUP_PAGE):
+            params = {"offset": str(offset), "count": str(GROUP_PAGE)}
+            data = await self._call("GET", "/v3.0/oa/group/getgroupsofoa", params=params) or {}
+            page = [g for g in data.get("groups") or [] if isinstance(g, dict)]
+            found += [GroupInfo.from_summary(g) for g in page]
+            if len(page) < GROUP_PAGE:
+                break
+        return found
+
+    async def group(self, group_id: str) -> GroupInfo:
+        """One group with its status and when its GMF asset runs out."""
+        data = await self._call("GET", "/v3.0/oa/group/getgroup", params={"group_id": group_id})
+        info = GroupInfo.from_summary((data or {}).get("group_info") or {"group_id": group_id})
+        valid = str(((data or {}).get("asset_info") or {}).get("valid_through") or "")
+        try:
+            expires = datetime.strptime(valid, "%d/%m/%Y").replace(tzinfo=VIETNAM).date()
+        except ValueError:
+            expires = None
+        return dataclasses.replace(info, asset_valid_through=expires)
 
     async def check(self) -> None:
         """Read the OA's profile; AuthExpired if the token or the OA no longer works."""

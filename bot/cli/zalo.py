@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import typer
 
-from bot.cli.common import iso, local, opened_app, out, print_json, run
+from bot.cli.common import iso, local, opened_app, out, plain, print_json, run
 from bot.errors import ConfigError, InputError
 
 app = typer.Typer(help="Kết nối và kiểm tra Zalo OA.", no_args_is_help=True)
@@ -287,3 +287,102 @@ async def _check(bot: Any) -> bool:
         finally:
             await connector.aclose()
     return True
+
+
+ASSET_WARNING_DAYS = 7
+
+
+@app.command("groups")
+def groups(
+    as_json: Annotated[bool, typer.Option("--json", help="In dạng JSON.")] = False,
+) -> None:
+    """Liệt kê nhóm Zalo của OA và kiểm tra nhóm của từng cụm thi đua.
+
+    Báo lỗi (mã thoát 1) khi nhóm của một cụm không có trong OA hoặc đã bị vô hiệu hoá;
+    cảnh báo khi gói nhóm (asset) hết hạn trong vòng 7 ngày.
+    """
+    from rich.table import Table
+
+    from bot.directory import list_clusters
+
+    with opened_app() as bot:
+
+        async def work() -> tuple[list[Any], dict[str, Any], list[Any]]:
+            async with bot.sessions() as session:
+                clusters = await list_clusters(session)
+            async with bot.connectors() as connectors:
+                zalo = connectors["zalo"]
+                listed = await zalo.groups()
+                details = {
+                    c.code: await zalo.group(c.zalo_group_id)
+                    for c in clusters
+                    if c.zalo_group_id and any(g.group_id == c.zalo_group_id for g in listed)
+                }
+                return clusters, details, listed
+
+        clusters, details, listed = run(bot, work)
+        today = bot.clock().astimezone(bot.settings.tz).date()
+        rows = []
+        problems = 0
+        for cluster in clusters:
+            info = details.get(cluster.code)
+            if not cluster.zalo_group_id:
+                verdict = "chưa khai báo nhóm Zalo"
+                problems += 1
+            elif info is None:
+                verdict = "OA không quản lý nhóm này"
+                problems += 1
+            elif info.status != "enabled":
+                verdict = "nhóm đã bị vô hiệu hoá: cần gia hạn gói nhóm"
+                problems += 1
+            elif (
+                info.asset_valid_through
+                and (info.asset_valid_through - today).days <= ASSET_WARNING_DAYS
+            ):
+                verdict = f"gói nhóm hết hạn ngày {info.asset_valid_through:%d/%m/%Y}: gia hạn sớm"
+            else:
+                verdict = "tốt"
+            rows.append((cluster, info, verdict))
+        if as_json:
+            print_json(
+                {
+                    "groups": [
+                        {
+                            "group_id": g.group_id,
+                            "name": g.name,
+                            "status": g.status,
+                            "members": g.members,
+                        }
+                        for g in listed
+                    ],
+                    "clusters": [
+                        {
+                            "code": c.code,
+                            "zalo_group_id": c.zalo_group_id,
+                            "status": i.status if i else None,
+                            "asset_valid_through": i.asset_valid_through.isoformat()
+                            if i and i.asset_valid_through
+                            else None,
+                            "verdict": v,
+                        }
+                        for c, i, v in rows
+                    ],
+                }
+            )
+        else:
+            table = Table(title=f"Nhóm Zalo của các cụm thi đua (OA quản lý {len(listed)} nhóm)")
+            for column in ("Cụm", "Nhóm", "Thành viên", "Gói nhóm đến", "Đánh giá"):
+                table.add_column(column)
+            for cluster, info, verdict in rows:
+                table.add_row(
+                    plain(cluster.code),
+                    plain(info.name if info else cluster.zalo_group_id or "—"),
+                    str(info.members) if info and info.members is not None else "—",
+                    f"{info.asset_valid_through:%d/%m/%Y}"
+                    if info and info.asset_valid_through
+                    else "—",
+                    plain(verdict),
+                )
+            out.print(table)
+        if problems:
+            raise typer.Exit(1)

@@ -142,6 +142,7 @@ class ZaloGroup:
     name: str
     status: str = "enabled"
     messages: list[ZaloMessage] = field(default_factory=list)
+    asset_valid_through: str = "31/12/2027"  # dd/mm/yyyy, as getgroup shows it
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form for the control API."""

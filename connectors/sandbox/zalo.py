@@ -298,7 +298,7 @@ class OaReads:
         if group is None:
             raise ZaloError(-403)
         info = {**_group_summary(group), "max_member": "100"}
-        asset = {"asset_id": f"asset-{group.group_id}", "valid_through": "31/12/2027"}
+        asset = {"asset_id": f"asset-{group.group_id}", "valid_through": group.asset_valid_through}
         settings = {
             "lock_send_msg": False,
             "join_appr": True,
