@@ -30,6 +30,7 @@ from connectors.sandbox.state import (
     Fault,
     SandboxState,
 )
+from connectors.sandbox.webhooks import webhook_route
 from connectors.sandbox.zalo import ZaloApi
 
 __all__ = [
@@ -118,7 +119,10 @@ def _control_routes(state: SandboxState) -> list[BaseRoute]:
     async def snapshot(request: Request) -> Response:
         return JSONResponse(state.snapshot())
 
-    routes: list[BaseRoute] = [Route("/_sandbox/state", snapshot, methods=["GET"])]
+    routes: list[BaseRoute] = [
+        Route("/_sandbox/state", snapshot, methods=["GET"]),
+        Route("/_sandbox/webhook", webhook_route(state), methods=["POST"]),
+    ]
     routes += [
         Route(f"/_sandbox/{name}", _control(action), methods=["POST"])
         for name, action in actions.items()

@@ -23,9 +23,10 @@ import secrets
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from connectors.sandbox.facebook import bare_status
@@ -105,7 +106,21 @@ class ZaloApi:
         ]
         token = self._endpoint("zalo.access_token", self.access_token, openapi=False)
         routes.append(Route("/v4/oa/access_token", token, methods=["POST"]))
+        routes.append(Route("/v4/oa/permission", self.permission, methods=["GET"]))
         return routes
+
+    async def permission(self, request: Request) -> Response:
+        """The consent page: the OA admin 'agrees' at once and is sent back with a code."""
+        params = request.query_params
+        redirect, challenge = params.get("redirect_uri"), params.get("code_challenge")
+        if params.get("app_id") != SANDBOX_ZALO_APP_ID or not redirect or not challenge:
+            return PlainTextResponse("Ứng dụng hoặc địa chỉ chuyển hướng không hợp lệ.", 400)
+        code = "code-" + secrets.token_hex(12)
+        self.state.register_auth_code(code, challenge)
+        query = urlencode(
+            {"code": code, "oa_id": SANDBOX_ZALO_OA_ID, "state": params.get("state", "")}
+        )
+        return RedirectResponse(f"{redirect}?{query}", status_code=302)
 
     def _endpoint(
         self, route: str, handler: Handler, *, openapi: bool

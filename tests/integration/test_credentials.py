@@ -267,6 +267,27 @@ async def test_token_endpoint_down_keeps_a_token_that_still_works(
     assert consents.notes == []
 
 
+async def test_a_token_zalo_refuses_is_refreshed_once_and_the_send_retried(
+    engine: AsyncEngine, sandbox: SandboxState, oauth, server
+) -> None:
+    store, consents = new_store(engine, oauth)
+    pair = issue(sandbox)
+    await store.save(pair)
+    with sandbox.lock:  # Zalo revokes the access token before its stated expiry
+        del sandbox.zalo_access_tokens[pair.access_token]
+    zalo = ZaloOAConnector(
+        openapi_url=server.url, access_token=store, article_cover_url="", timeout=10
+    )
+    try:
+        receipt = await zalo.send(group_message(1))
+    finally:
+        await zalo.aclose()
+    assert receipt.remote_id
+    assert token_calls(sandbox) == 1
+    assert [m["text"] for m in sandbox.messages()] == ["Tin số 1"]
+    assert consents.notes == []
+
+
 async def test_tokens_are_encrypted_at_rest(engine: AsyncEngine, sandbox, oauth) -> None:
     store, _ = new_store(engine, oauth)
     pair = issue(sandbox)

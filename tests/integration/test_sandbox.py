@@ -518,3 +518,35 @@ def test_real_server_commit_then_hang() -> None:
             listing = http.get(LISTING, params=AUTH).json()
             assert [p["message"] for p in listing["data"]] == ["chấp nhận rồi mất"]
     assert server.url is None
+
+
+async def test_consent_page_redirects_with_a_code_the_token_endpoint_takes() -> None:
+    """The sandbox's consent page lets `cdbot zalo connect` be rehearsed end to end."""
+    from connectors.sandbox import SANDBOX_ZALO_APP_ID
+    from connectors.tokens import ZaloOAuthClient, new_pkce
+
+    state = SandboxState()
+    transport = httpx.ASGITransport(app=create_app(state))
+    verifier, challenge = new_pkce()
+    async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as browser:
+        answer = await browser.get(
+            "/v4/oa/permission",
+            params={
+                "app_id": SANDBOX_ZALO_APP_ID,
+                "redirect_uri": "https://office.example/zalo",
+                "code_challenge": challenge,
+                "state": "s1",
+            },
+        )
+    assert answer.status_code == 302
+    back = httpx.URL(answer.headers["location"])
+    assert back.params["state"] == "s1"
+    oauth = ZaloOAuthClient(
+        oauth_url="http://sandbox",
+        app_id=SANDBOX_ZALO_APP_ID,
+        app_secret=SANDBOX_ZALO_APP_SECRET,
+        transport=transport,
+    )
+    async with oauth:
+        pair = await oauth.exchange_code(back.params["code"], verifier)
+    assert pair.access_token and pair.refresh_token

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -200,3 +201,51 @@ async def test_without_secrets_everything_is_refused(engine: AsyncEngine) -> Non
         )
     assert (zalo.status_code, facebook.status_code) == (403, 403)
     assert await count_events(engine) == 0
+
+
+async def test_the_sandbox_signs_events_the_bot_accepts(engine: AsyncEngine) -> None:
+    """A signed event from the sandbox, over real HTTP, opens an admin's 7-day window."""
+    import uvicorn
+
+    from connectors.sandbox import SANDBOX_ZALO_APP_ID, SandboxState
+    from connectors.sandbox.server import SandboxServer
+
+    sessions = make_sessionmaker(engine)
+    async with sessions.begin() as session:
+        cluster = Cluster(code="C9", name="Cụm 9")
+        session.add(cluster)
+        await session.flush()
+        session.add(ClusterAdmin(cluster_id=cluster.id, name="Bình", zalo_user_id="888"))
+    bot_app = create_webhook_app(
+        sessions,
+        zalo_app_id=SANDBOX_ZALO_APP_ID,
+        zalo_oa_secret="oa-secret-key",
+        facebook_app_secret=None,
+        facebook_verify_token=None,
+    )
+    server = uvicorn.Server(uvicorn.Config(bot_app, host="127.0.0.1", port=0, lifespan="off"))
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers only this flag
+            await asyncio.sleep(0.05)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        with SandboxServer(SandboxState()) as sandbox:
+            async with httpx.AsyncClient(base_url=str(sandbox.url)) as control:
+                for secret, expected in (("oa-secret-key", True), ("wrong-key", False)):
+                    answer = await control.post(
+                        "/_sandbox/webhook",
+                        json={
+                            "url": f"http://127.0.0.1:{port}/webhooks/zalo",
+                            "event_name": "user_send_text",
+                            "user_id": "888",
+                            "text": "Đã đọc thông báo",
+                            "oa_secret": secret,
+                        },
+                    )
+                    assert answer.json()["ok"] is expected
+    finally:
+        server.should_exit = True
+        await serving
+    async with sessions() as session:
+        assert await session.scalar(select(ClusterAdmin.last_interaction_at)) is not None
+    assert await count_events(engine) == 1
