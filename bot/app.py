@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov"})
-WITH_MEDIA = frozenset({"facebook_page", "zalo_group", "zalo_user"})
+SANDBOX_MEDIA_URL = "https://sandbox.invalid/media"
+WITH_MEDIA = frozenset({"facebook_page", "zalo_group", "zalo_user", "zalo_broadcast"})
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,8 @@ class App:
                 openapi_url=s.zalo_openapi_url if zalo_live else str(self.sandbox_url),
                 access_token=await self._zalo_tokens(stack) if zalo_live else sandbox_token,
                 article_cover_url=self.org.article_cover_url,
+                broadcast_target=self.org.broadcast_target,
+                public_media_url=self.public_media_url,
                 clock=self.clock,
                 timeout=s.http_timeout_seconds,
                 sandbox=not zalo_live,
@@ -239,6 +242,13 @@ class App:
         if await store.status() is None:
             log.warning("Zalo OA chưa được kết nối; hãy chạy «cdbot zalo connect».")
         return store
+
+    @property
+    def public_media_url(self) -> str | None:
+        """Where Zalo fetches article images; the sandbox takes any address."""
+        if self.settings.public_media_url:
+            return self.settings.public_media_url
+        return None if self.settings.zalo_configured else SANDBOX_MEDIA_URL
 
     @property
     def sandbox_server(self) -> SandboxServer | None:

@@ -112,6 +112,11 @@ class Organisation(_Strict):
         list[Channel], Field(min_length=1), AfterValidator(_unique), AfterValidator(_choosable)
     ] = Field(default_factory=Channel.choosable)
     local_events: list[LocalEvent] = Field(default_factory=list)
+    # Who a Zalo broadcast reaches (gender, ages, cities as Zalo's comma-separated codes);
+    # empty means every follower.
+    broadcast_target: dict[
+        Annotated[str, Field(pattern="^(gender|ages|cities|locations|platform)$")], Text
+    ] = Field(default_factory=dict)
 
 
 FIELD_LABELS_VI = {"name": "tên", "day": "ngày", "month": "tháng"}

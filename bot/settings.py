@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     facebook_min_gap_seconds: Annotated[float, Field(ge=0)] = 60.0
     zalo_concurrency: Annotated[int, Field(ge=1)] = 8
     zalo_window_fallback: bool = True
+    # A public base URL the office serves post images from (Zalo articles link to images).
+    public_media_url: str | None = None
 
     @field_validator("database_url")
     @classmethod

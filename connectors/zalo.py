@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -161,11 +162,13 @@ class ZaloOAConnector:
         verify_polls: int = 30,
         broadcast_target: Mapping[str, str] | None = None,
         requests_per_minute: int = 3000,
+        public_media_url: str | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.sandbox = sandbox
         self._target = dict(broadcast_target or {})
+        self._media_url = public_media_url
         self._clock = clock
         self._uploads: dict[str, tuple[str, datetime]] = {}
         # A TokenStore can be asked for a new token when Zalo refuses one; a bare source cannot.
@@ -309,12 +312,19 @@ class ZaloOAConnector:
     async def _publish_article(self, message: OutboundMessage) -> str:
         """Create and verify the article. Nothing reaches followers yet, so failures retry."""
         paragraphs = [p.strip() for p in message.text.split("\n\n") if p.strip()]
+        images = [self._public_url(path) for path in message.images]
+        body: list[dict[str, str]] = [{"type": "image", "url": url} for url in images]
+        body += [{"type": "text", "content": p} for p in paragraphs]
         article = {
             "type": "normal",
             "title": message.title[:150],
             "description": (paragraphs[0] if paragraphs else message.title)[:300],
-            "cover": {"cover_type": "photo", "photo_url": self._cover_url, "status": "show"},
-            "body": [{"type": "text", "content": p} for p in paragraphs],
+            "cover": {
+                "cover_type": "photo",
+                "photo_url": images[0] if images else self._cover_url,
+                "status": "show",
+            },
+            "body": body,
             "status": "show",
             "comment": "show",
         }
@@ -335,6 +345,15 @@ class ZaloOAConnector:
             # a retry may leave an extra article on the OA's page (reused in a later change).
             raise Unavailable(exc.message, code=exc.code) from exc
         raise Unavailable("Zalo xử lý bài viết quá lâu.", code=str(ARTICLE_PROCESSING))
+
+    def _public_url(self, path: Path) -> str:
+        """Where followers' phones fetch an article image (the office serves its media)."""
+        if not self._media_url:
+            raise Rejected(
+                "Bài viết Zalo có ảnh cần CDBOT_PUBLIC_MEDIA_URL (địa chỉ công khai của ảnh).",
+                code="media_url",
+            )
+        return f"{self._media_url.rstrip('/')}/{quote(path.name)}"
 
     async def find_sent(self, message: OutboundMessage, since: datetime) -> Receipt | None:
         """Page back through the group's or the user's conversation to `since`.

@@ -81,6 +81,12 @@ async def check_targets(bot: Any, draft: Any) -> list[Any]:
     """The draft's targets, with each channel's rendering within its limit."""
     from content.render import PostContent, render
 
+    if "zalo_broadcast" in draft.channels and draft.images and not bot.public_media_url:
+        raise InputError(
+            "Bài có ảnh không phát được đến người quan tâm Zalo khi chưa đặt "
+            "CDBOT_PUBLIC_MEDIA_URL; bỏ kênh zalo_broadcast hoặc đặt địa chỉ đó.",
+            field="Kênh",
+        )
     content = PostContent(draft.kind, draft.title, draft.body, draft.link, draft.hashtags)
     for channel in draft.channels:
         rendering = render(content, channel, bot.identity)

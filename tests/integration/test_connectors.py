@@ -7,7 +7,9 @@ cannot time out.
 
 from __future__ import annotations
 
+import os
 import socket
+import struct
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -613,3 +615,141 @@ async def test_zalo_commit_then_hang_times_out_as_unknown(server: SandboxServer)
         await connector.aclose()
     assert isinstance(caught.value.__cause__, httpx.ReadTimeout)
     assert [m.text for m in server.state.zalo_groups[GROUP].messages] == ["Gửi rồi treo"]
+
+
+# ---- media ------------------------------------------------------------------------------------
+
+
+def tiny_mp4(path: Path, seconds: int = 12) -> Path:
+    """An MP4 made of boxes only: enough for the sandbox to take and process."""
+
+    def box(kind: bytes, *parts: bytes) -> bytes:
+        payload = b"".join(parts)
+        return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+    mvhd = box(b"mvhd", bytes(4), struct.pack(">IIII", 0, 0, 1000, seconds * 1000), bytes(80))
+    path.write_bytes(
+        box(b"ftyp", b"isom", struct.pack(">I", 0x200), b"isommp42")
+        + box(b"moov", mvhd)
+        + box(b"mdat", bytes(64))
+    )
+    return path
+
+
+async def test_fb_video_waits_for_processing_and_returns_the_post(
+    transport: httpx.ASGITransport, state: SandboxState, tmp_path: Path
+) -> None:
+    """A video is uploaded, polled until ready, and its receipt is the Page post read-back finds."""
+    state.video_processing_polls = 2
+    fb = FacebookPageConnector(
+        graph_url=BASE_URL,
+        video_url=BASE_URL,
+        api_version=API_VERSION,
+        page_id=SANDBOX_PAGE_ID,
+        page_token=SANDBOX_PAGE_TOKEN,
+        app_secret=APP_SECRET,
+        video_poll_seconds=0.01,
+        sandbox=True,
+        transport=transport,
+    )
+    message = fb_message("Video an toàn lao động").model_copy(
+        update={"video": tiny_mp4(tmp_path / "atvsld.mp4")}
+    )
+    try:
+        receipt = await fb.send(message)
+        found = await fb.find_sent(message, datetime.now(UTC) - timedelta(minutes=1))
+    finally:
+        await fb.aclose()
+    [posted] = state.messages()
+    assert receipt.remote_id == posted["remote_id"]
+    assert found is not None and found.remote_id == receipt.remote_id
+    assert sum(1 for r in routes(state) if r == "fb.videos") == 1
+
+
+async def test_fb_video_that_fails_processing_is_rejected(
+    transport: httpx.ASGITransport, state: SandboxState, tmp_path: Path
+) -> None:
+    state.video_fails = True
+    fb = FacebookPageConnector(
+        graph_url=BASE_URL,
+        api_version=API_VERSION,
+        page_id=SANDBOX_PAGE_ID,
+        page_token=SANDBOX_PAGE_TOKEN,
+        app_secret=APP_SECRET,
+        video_poll_seconds=0.01,
+        sandbox=True,
+        transport=transport,
+    )
+    message = fb_message("Video hỏng").model_copy(update={"video": tiny_mp4(tmp_path / "x.mp4")})
+    try:
+        with pytest.raises(Rejected):
+            await fb.send(message)
+    finally:
+        await fb.aclose()
+
+
+async def test_zalo_group_image_is_uploaded_once_and_sent_with_its_caption(
+    zalo: ZaloOAConnector, state: SandboxState, tmp_path: Path
+) -> None:
+    image = write_png(tmp_path / "anh.png", 64, 64, (200, 0, 0))
+    message = zalo_message("zalo_group", GROUP, "Ảnh hoạt động").model_copy(
+        update={"images": (image,)}
+    )
+    await zalo.send(message)
+    await zalo.send(message.model_copy(update={"target_id": "a" * 20}))
+    assert routes(state).count("zalo.upload") == 1  # the attachment is reused
+    assert [m["text"] for m in state.messages()] == ["Ảnh hoạt động", "Ảnh hoạt động"]
+
+
+async def test_zalo_user_image_after_the_window_check(
+    zalo: ZaloOAConnector, state: SandboxState, tmp_path: Path
+) -> None:
+    state.add_user(USER, "Lan")
+    image = write_png(tmp_path / "anh.png", 32, 32, (0, 0, 200))
+    message = zalo_message("zalo_user", USER, "Gửi chị Lan").model_copy(update={"images": (image,)})
+    await zalo.send(message)
+    assert routes(state) == ["zalo.quota", "zalo.upload", "zalo.cs_message"]
+
+
+async def test_zalo_image_over_the_limit_is_refused_by_zalo(
+    zalo: ZaloOAConnector, state: SandboxState, tmp_path: Path
+) -> None:
+    """The app fits images to 1 MB first; sent as they are, Zalo refuses big ones."""
+    big = tmp_path / "big.png"
+    Image.frombytes("RGB", (800, 800), os.urandom(800 * 800 * 3)).save(big, format="PNG")
+    assert big.stat().st_size > 1024 * 1024
+    message = zalo_message("zalo_group", GROUP, "Ảnh lớn").model_copy(update={"images": (big,)})
+    with pytest.raises(Rejected):
+        await zalo.send(message)
+
+
+async def test_zalo_broadcast_of_an_image_post_links_its_public_copy(
+    transport: httpx.ASGITransport, state: SandboxState, tmp_path: Path
+) -> None:
+    zalo = ZaloOAConnector(
+        openapi_url=BASE_URL,
+        access_token=build_zalo_token,
+        article_cover_url=COVER_URL,
+        public_media_url="https://congdoan.example/media/",
+        broadcast_target={"gender": "0"},
+        verify_poll_seconds=0.01,
+        clock=lambda: datetime(2026, 12, 1, 3, 0, tzinfo=UTC),  # 10:00 in Hà Nội
+        sandbox=True,
+        transport=transport,
+    )
+    image = write_png(tmp_path / "thông báo.png", 16, 16, (0, 0, 0))
+    message = zalo_message("zalo_broadcast", "followers", "Đoạn một.\n\nĐoạn hai.").model_copy(
+        update={"images": (image,)}
+    )
+    try:
+        await zalo.send(message)
+    finally:
+        await zalo.aclose()
+    [article] = state.zalo_articles.values()
+    assert article.cover_url == "https://congdoan.example/media/th%C3%B4ng%20b%C3%A1o.png"
+    assert article.body[0] == {"type": "image", "url": article.cover_url}
+    assert len(state.zalo_broadcasts) == 1
+
+
+async def build_zalo_token() -> str:
+    return SANDBOX_ZALO_ACCESS_TOKEN
