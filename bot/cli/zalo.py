@@ -51,6 +51,28 @@ def _app_credentials(settings: Any) -> tuple[str, str]:
     return str(app_id), app_secret
 
 
+def _oauth(settings: Any) -> Any:
+    """The Zalo OAuth client for this app (an async context manager)."""
+    from connectors.tokens import ZaloOAuthClient
+
+    app_id, app_secret = _app_credentials(settings)
+    return ZaloOAuthClient(
+        oauth_url=settings.zalo_oauth_url,
+        app_id=app_id,
+        app_secret=app_secret,
+        timeout=settings.http_timeout_seconds,
+    )
+
+
+def _pause_for_consent(bot: Any) -> Any:
+    """What the token store calls when Zalo refuses a refresh: the account waits for a person."""
+
+    async def pause(note: str) -> None:
+        await bot.queue.pause_account(ACCOUNT, seconds=None, needs_reauth=True, note=note)
+
+    return pause
+
+
 def _cipher(settings: Any) -> Any:
     from bot.secrets import Cipher
 
@@ -123,9 +145,9 @@ def connect(
         raise InputError("--code cần đi kèm --code-verifier đã dùng để tạo đường dẫn cấp quyền.")
     with opened_app() as bot:
         settings = bot.settings
-        app_id, app_secret = _app_credentials(settings)
+        app_id, _ = _app_credentials(settings)  # checked before anything is asked of Zalo
         cipher = _cipher(settings)
-        uri = redirect_uri or getattr(settings, "zalo_redirect_uri", None)
+        uri = redirect_uri or settings.zalo_redirect_uri
         if refresh_token == "-":
             refresh_token = typer.prompt("Mã làm mới (refresh token)", hide_input=True)
         verifier = code_verifier
@@ -139,18 +161,10 @@ def connect(
         async def work() -> Any:
             from bot.credentials import DbTokenStore
             from connectors.base import AuthExpired
-            from connectors.tokens import ZaloOAuthClient
 
-            async def pause(note: str) -> None:
-                await bot.queue.pause_account(ACCOUNT, seconds=None, needs_reauth=True, note=note)
-
+            pause = _pause_for_consent(bot)
             await bot.queue.accounts()  # the database answers before Zalo's grant is spent
-            async with ZaloOAuthClient(
-                oauth_url=settings.zalo_oauth_url,
-                app_id=app_id,
-                app_secret=app_secret,
-                timeout=settings.http_timeout_seconds,
-            ) as oauth:
+            async with _oauth(settings) as oauth:
                 try:
                     if refresh_token is not None:
                         pair = await oauth.refresh(refresh_token.strip())
@@ -257,22 +271,13 @@ async def _check(bot: Any) -> bool:
     """Read the OA's profile with the stored token (refreshing it first if it is due)."""
     from bot.credentials import DbTokenStore
     from connectors.base import PlatformError
-    from connectors.tokens import ZaloOAuthClient
     from connectors.zalo import ZaloOAConnector
 
     settings = bot.settings
-    app_id, app_secret = _app_credentials(settings)
-
-    async def pause(note: str) -> None:
-        await bot.queue.pause_account(ACCOUNT, seconds=None, needs_reauth=True, note=note)
-
-    async with ZaloOAuthClient(
-        oauth_url=settings.zalo_oauth_url,
-        app_id=app_id,
-        app_secret=app_secret,
-        timeout=settings.http_timeout_seconds,
-    ) as oauth:
-        store = DbTokenStore(bot.sessions, _cipher(settings), oauth, on_consent_needed=pause)
+    async with _oauth(settings) as oauth:
+        store = DbTokenStore(
+            bot.sessions, _cipher(settings), oauth, on_consent_needed=_pause_for_consent(bot)
+        )
         connector = ZaloOAConnector(
             openapi_url=settings.zalo_openapi_url,
             access_token=store.current,

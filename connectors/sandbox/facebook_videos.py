@@ -25,6 +25,7 @@ from connectors.sandbox.facebook_posts import (
 )
 from connectors.sandbox.records import FbVideo
 from connectors.sandbox.state import SandboxState
+from content.media import MOV_BRAND, VIDEO_BRANDS  # the same brands Facebook takes
 
 VIDEO_FIELDS = frozenset(
     {
@@ -41,31 +42,6 @@ VIDEO_FIELDS = frozenset(
 )
 # Enough of the file to find the `ftyp` box; the rest of an upload is never read.
 VIDEO_HEAD_BYTES = 64
-MOV_BRAND = b"qt  "
-# Major or compatible brands of mp4/mov video; image (heic, avif) brands are left out.
-VIDEO_BRANDS = frozenset(
-    {
-        MOV_BRAND,
-        b"isom",
-        b"iso2",
-        b"iso4",
-        b"iso5",
-        b"iso6",
-        b"mp41",
-        b"mp42",
-        b"avc1",
-        b"M4V ",
-        b"dash",
-        b"3gp4",
-        b"3gp5",
-        b"3gp6",
-        b"3g2a",
-        b"mmp4",
-        b"f4v ",
-        b"XAVC",
-        b"MSNV",
-    }
-)
 FORMAT_USER_MSG = "The video file you selected is in a format that we don't support."
 TOO_LARGE_USER_MSG = (
     "The video file you tried to upload is too large. Please try again with a smaller file."
