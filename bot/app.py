@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from connectors.sandbox.server import SandboxServer
 
 log = logging.getLogger(__name__)
+POST_CACHE = 512
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov"})
 SANDBOX_MEDIA_URL = "https://sandbox.invalid/media"
 WITH_MEDIA = frozenset({"facebook_page", "zalo_group", "zalo_user", "zalo_broadcast"})
@@ -64,6 +65,7 @@ class App:
         self.sandbox_url: str | None = settings.sandbox_url
         self._sandbox_state = sandbox_state
         self._sandbox_server: SandboxServer | None = None
+        self._posts: dict[int, Post] = {}
 
     @cached_property
     def engine(self) -> AsyncEngine:
@@ -195,6 +197,7 @@ class App:
                 access_token=await self._zalo_tokens(stack) if zalo_live else sandbox_token,
                 article_cover_url=self.org.article_cover_url,
                 broadcast_target=self.org.broadcast_target,
+                requests_per_minute=s.zalo_requests_per_minute,
                 public_media_url=self.public_media_url,
                 clock=self.clock,
                 timeout=s.http_timeout_seconds,
@@ -295,7 +298,12 @@ class App:
 
     async def compose(self, claimed: Claimed) -> OutboundMessage:
         """Render a claimed delivery into the message its connector sends."""
-        post = await self.queue.post_of(claimed.post_id)
+        post = self._posts.get(claimed.post_id)
+        if post is None:  # a post's content does not change once it is approved
+            post = await self.queue.post_of(claimed.post_id)
+            if len(self._posts) >= POST_CACHE:
+                self._posts.pop(next(iter(self._posts)))
+            self._posts[claimed.post_id] = post
         rendering = self.render(post, claimed.channel)
         media = [Path(p) for p in post.media] if claimed.channel in WITH_MEDIA else []
         videos = [p for p in media if p.suffix.lower() in VIDEO_SUFFIXES]

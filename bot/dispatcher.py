@@ -74,6 +74,8 @@ class Verdict:
 
 # "Already posted" answers: after an uncertain first try they are evidence it landed.
 DUPLICATE_CODES = frozenset({"506", "368"})
+# Leases run for minutes: looking for abandoned sends once a second is plenty.
+SWEEP_EVERY = 1.0
 # Zalo will not let the OA write to this person now (no interaction in the last 7 days).
 WINDOW_CLOSED = frozenset({"-230", "-232"})
 # Content refusals worth one more try later (Facebook could not fetch a link's page).
@@ -125,6 +127,7 @@ class Dispatcher:
         self.worker = worker or worker_name()
         self._inflight: dict[str, set[asyncio.Task[None]]] = {k: set() for k in self.connectors}
         self._wake = asyncio.Event()
+        self._last_sweep = float("-inf")
 
     @property
     def busy(self) -> int:
@@ -136,10 +139,13 @@ class Dispatcher:
         self._wake.set()
 
     async def step(self) -> int:
-        """Sweep, then lease and start whatever is due within each account's cap."""
-        swept = await self.queue.sweep()
-        if swept:
-            log.warning("%d lần gửi bị gián đoạn chuyển sang chờ đối soát", swept)
+        """Sweep (at most once a second), then lease and start what is due within each cap."""
+        loop_time = asyncio.get_running_loop().time()
+        if loop_time - self._last_sweep >= SWEEP_EVERY:
+            self._last_sweep = loop_time
+            swept = await self.queue.sweep()
+            if swept:
+                log.warning("%d lần gửi bị gián đoạn chuyển sang chờ đối soát", swept)
         started = 0
         for account, connector in self.connectors.items():
             free = self.policy.concurrency.get(account, 1) - len(self._inflight[account])
@@ -176,8 +182,7 @@ class Dispatcher:
         while not stop.is_set():
             self._wake.clear()
             await self.step()
-            now = await self.queue.now()
-            next_due = await self.queue.next_due()
+            next_due, now = await self.queue.next_due_and_now()
             if until_idle and not self.busy and self._idle(now, next_due):
                 log.debug("nothing due before %s (next: %s): idle", now, next_due)
                 break

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, exists, func, or_, select, update
+from sqlalchemy import case, exists, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
@@ -301,9 +301,11 @@ class PostQueue:
         Returns the attempt id, or None when the lease was lost or the post cancelled.
         """
         async with self._sessions.begin() as session:
-            attempt = Attempt(delivery_id=claimed.id, number=claimed.attempts + 1, worker=worker)
-            session.add(attempt)
-            await session.flush()
+            attempt_id = await session.scalar(
+                insert(Attempt)
+                .values(delivery_id=claimed.id, number=claimed.attempts + 1, worker=worker)
+                .returning(Attempt.id)
+            )
             result = await session.execute(
                 update(Delivery)
                 .where(
@@ -314,7 +316,7 @@ class PostQueue:
                 .values(
                     status=S.SENDING,
                     attempts=Delivery.attempts + 1,
-                    current_attempt_id=attempt.id,
+                    current_attempt_id=attempt_id,
                     fingerprint=fingerprint,
                     lease_expires_at=db_now(lease_seconds),
                 )
@@ -323,7 +325,7 @@ class PostQueue:
             if not getattr(result, "rowcount", 0):
                 await session.rollback()
                 return None
-            return attempt.id
+            return attempt_id
 
     async def finish(
         self,
@@ -377,7 +379,8 @@ class PostQueue:
                     remote_id=remote_id,
                 )
             )
-            await self._close_post_if_done(session, delivery_id)
+            if status in TERMINAL:
+                await self._close_post_if_done(session, delivery_id)
         return True
 
     async def release(self, claimed: Claimed, *, worker: str) -> None:
@@ -577,7 +580,11 @@ class PostQueue:
     # ---- reading the state ------------------------------------------------------------------
 
     async def next_due(self) -> datetime | None:
-        """When the dispatcher next has something to do (a due time, a pause ending, a lease).
+        """When the dispatcher next has something to do (a due time, a pause ending, a lease)."""
+        return (await self.next_due_and_now())[0]
+
+    async def next_due_and_now(self) -> tuple[datetime | None, datetime]:
+        """`next_due()` and the database's clock, read together.
 
         One statement, so one snapshot: rows moving between states while it runs cannot
         make it miss them.
@@ -605,9 +612,7 @@ class PostQueue:
             row = (await session.execute(statement)).one()
         *candidates, now = row
         soonest = min((t for t in candidates if t is not None), default=None)
-        if soonest is None or now is None:
-            return soonest
-        return max(soonest, now)
+        return (max(soonest, now) if soonest is not None else None), now
 
     async def counts(self) -> dict[str, int]:
         """Deliveries by status."""

@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     facebook_min_gap_seconds: Annotated[float, Field(ge=0)] = 60.0
     zalo_concurrency: Annotated[int, Field(ge=1)] = 8
     zalo_window_fallback: bool = True
+    zalo_requests_per_minute: Annotated[int, Field(ge=1)] = 3000  # Zalo allows 4,000
     # A public base URL the office serves post images from (Zalo articles link to images).
     public_media_url: str | None = None
 

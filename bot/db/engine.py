@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import NullPool
 
 ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}
 SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
@@ -65,7 +64,8 @@ def make_engine(url: str | URL, *, pool_size: int = 10) -> AsyncEngine:
     target = async_url(url)
     if backend(target) == "sqlite":
         ensure_sqlite_file(url)
-        engine = create_async_engine(target, poolclass=NullPool)
+        # Pooled: a new aiosqlite connection costs a thread and the pragmas below.
+        engine = create_async_engine(target, pool_size=pool_size, max_overflow=pool_size)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(

@@ -7,6 +7,7 @@ through the control API under `/_sandbox/`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,6 +16,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from connectors.sandbox import viewer
 from connectors.sandbox.facebook import GraphApi
@@ -57,6 +59,7 @@ CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
     "video_fails": bool,
     "video_max_bytes": int,
     "downloadable_urls": list,
+    "latency_seconds": (int, float),
 }
 ControlAction = Callable[[dict[str, Any]], None]
 
@@ -69,7 +72,22 @@ def create_app(state: SandboxState | None = None) -> Starlette:
     routes += GraphApi(state).routes()
     app = Starlette(routes=routes)
     app.state.sandbox = state
+    app.add_middleware(_Latency, state=state)
     return app
+
+
+class _Latency:
+    """Every platform call waits `state.latency_seconds` first (network and server time)."""
+
+    def __init__(self, app: ASGIApp, state: SandboxState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and self.state.latency_seconds and path.startswith("/v"):
+            await asyncio.sleep(self.state.latency_seconds)
+        await self.app(scope, receive, send)
 
 
 def _control_routes(state: SandboxState) -> list[BaseRoute]:

@@ -104,6 +104,7 @@ class SandboxState:
         self.zalo_rate_per_minute = zalo_rate_per_minute
         self.article_verify_polls = article_verify_polls
         self.zalo_upload_ttl = timedelta(days=7)
+        self.latency_seconds = 0.0
         # Status reads of a new video that still answer "processing".
         self.video_processing_polls = video_processing_polls
         # New videos end in "error" instead of "ready".

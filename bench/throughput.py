@@ -1,0 +1,213 @@
+"""Dispatch throughput against a bare httpx loop, side by side, on the sandbox over loopback.
+
+    .venv/bin/python bench/throughput.py [--deliveries 1000] [--latency 0 0.1] [--postgres URL]
+
+For each added sandbox latency it sends the same number of Zalo group messages twice: once
+with a bare loop of `concurrency` httpx tasks, once through the whole pipeline (queue in
+the database, claim with lease, render, HTTP, record). It prints both rates and their ratio.
+With --postgres it also runs 1 and 4 `cdbot worker` processes on PostgreSQL. It prints
+figures; it never fails on a timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bot.app import App  # noqa: E402 - after the path is set
+from bot.db.migrate import upgrade  # noqa: E402
+from bot.db.models import Cluster  # noqa: E402
+from bot.settings import Settings  # noqa: E402
+from connectors.sandbox import SANDBOX_ZALO_ACCESS_TOKEN  # noqa: E402
+from content.kinds import PostDraft  # noqa: E402
+
+GROUPS = 20
+
+
+def start_sandbox(port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "sandbox", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+    for _ in range(100):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/_sandbox/state", timeout=1)
+            return process
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError("the sandbox did not start")
+
+
+async def bare_loop(url: str, total: int, concurrency: int) -> float:
+    """Requests per second of a plain httpx loop with the same concurrency."""
+    body = {"recipient": {"group_id": "0" * 20}, "message": {"text": "bare"}}
+    headers = {"access_token": SANDBOX_ZALO_ACCESS_TOKEN}
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for n in range(total):
+        queue.put_nowait(n)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+
+        async def worker() -> None:
+            while not queue.empty():
+                queue.get_nowait()
+                response = await client.post("/v3.0/oa/group/message", json=body, headers=headers)
+                response.raise_for_status()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return total / (time.perf_counter() - started)
+
+
+async def queue_posts(app: App, total: int) -> None:
+    async with app.sessions.begin() as session:
+        for n in range(GROUPS):
+            session.add(Cluster(code=f"B{n}", name=f"Cụm {n}", zalo_group_id=f"{n:020x}"))
+    for n in range(total // GROUPS):
+        draft = PostDraft(
+            kind="story",
+            title=f"Bài {n}",
+            body=f"Nội dung {n}",
+            scheduled_at=datetime.now(UTC),
+            channels=("zalo_group",),
+        )
+        await app.queue.add(
+            draft, actor="bench", approve_for=await app.targets(draft.channels, None)
+        )
+
+
+def settings(database_url: str, sandbox_url: str, concurrency: int) -> Settings:
+    return Settings(
+        _env_file=None,
+        database_url=database_url,
+        sandbox_url=sandbox_url,
+        zalo_concurrency=concurrency,
+        zalo_requests_per_minute=1_000_000,  # measure the pipeline, not Zalo's quota
+        poll_seconds=0.5,
+        log_level="WARNING",
+    )
+
+
+async def pipeline(database_url: str, sandbox_url: str, total: int, concurrency: int) -> float:
+    """Deliveries per second through claim, render, HTTP and record, in this process."""
+    upgrade(database_url)
+    app = App(settings(database_url, sandbox_url, concurrency))
+    try:
+        await queue_posts(app, total)
+        async with app.connectors() as connectors:
+            dispatcher = app.dispatcher(connectors)
+            started = time.perf_counter()
+            await dispatcher.serve(asyncio.Event(), until_idle=True)
+            elapsed = time.perf_counter() - started
+        counts = await app.queue.counts()
+        assert counts.get("sent", 0) == total, counts
+        return total / elapsed
+    finally:
+        await app.aclose()
+
+
+async def workers(database_url: str, sandbox_url: str, total: int, count: int) -> float:
+    """Deliveries per second with `count` separate `cdbot worker` processes."""
+    upgrade(database_url)
+    app = App(settings(database_url, sandbox_url, 8))
+    try:
+        await queue_posts(app, total)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CDBOT_")}
+        env |= {
+            "CDBOT_DATABASE_URL": database_url,
+            "CDBOT_SANDBOX_URL": sandbox_url,
+            "CDBOT_POLL_SECONDS": "0.5",
+            "CDBOT_ZALO_REQUESTS_PER_MINUTE": "1000000",
+            "CDBOT_LOG_LEVEL": "WARNING",
+        }
+        started = time.perf_counter()
+        processes = [
+            subprocess.Popen(  # noqa: ASYNC220 - started once, awaited in a thread below
+                [sys.executable, "-m", "bot.cli", "worker", "--until-idle"],
+                env=env,
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+            )
+            for _ in range(count)
+        ]
+        for process in processes:
+            await asyncio.to_thread(process.wait)
+        elapsed = time.perf_counter() - started
+        sent = (await app.queue.counts()).get("sent", 0)
+        assert sent == total, (sent, total)
+        return total / elapsed
+    finally:
+        await app.aclose()
+
+
+def fresh_postgres(admin_url: str) -> str:
+    import psycopg
+
+    name = f"cdbot_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"'.encode())
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def row(latency: float, setup: str, rate: float, bare: float, note: str = "") -> None:
+    print(f"{latency * 1000:>6.0f}ms {setup:<24} {rate:>8.1f} {rate / bare:>6.2f}  {note}")
+
+
+def configure(url: str, **values: float) -> None:
+    httpx.post(f"{url}/_sandbox/config", json=values).raise_for_status()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--deliveries", type=int, default=1000)
+    parser.add_argument("--latency", type=float, nargs="+", default=[0.0, 0.1])
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--postgres", help="admin URL, e.g. postgresql://postgres@127.0.0.1/postgres"
+    )
+    parser.add_argument("--port", type=int, default=8191)
+    args = parser.parse_args()
+    sandbox = start_sandbox(args.port)
+    url = f"http://127.0.0.1:{args.port}"
+    configure(url, zalo_rate_per_minute=10_000_000)
+    try:
+        print(f"{args.deliveries} Zalo group messages, concurrency {args.concurrency}")
+        print(f"{'latency':>8} {'setup':<24} {'msg/s':>8} {'ratio':>6}")
+        for latency in args.latency:
+            configure(url, latency_seconds=latency)
+            total = args.deliveries if latency == 0 else max(200, args.deliveries // 4)
+            total -= total % GROUPS  # whole posts: one message per cluster group
+            bare = await bare_loop(url, total, args.concurrency)
+            row(latency, "bare httpx loop", bare, bare)
+            with tempfile.TemporaryDirectory() as folder:
+                sqlite = f"sqlite:///{Path(folder) / 'bench.sqlite3'}"
+                rate = await pipeline(sqlite, url, total, args.concurrency)
+            row(latency, "pipeline, SQLite", rate, bare)
+            if args.postgres:
+                rate = await pipeline(fresh_postgres(args.postgres), url, total, args.concurrency)
+                row(latency, "pipeline, PostgreSQL", rate, bare)
+                one = await workers(fresh_postgres(args.postgres), url, total, 1)
+                four = await workers(fresh_postgres(args.postgres), url, total, 4)
+                row(latency, "1 worker process, PG", one, bare)
+                row(latency, "4 worker processes, PG", four, bare, f"{four / one:.2f}x one worker")
+    finally:
+        sandbox.terminate()
+        sandbox.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
