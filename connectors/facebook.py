@@ -21,6 +21,7 @@ import httpx
 from connectors._http import mapped_errors, new_client
 from connectors.base import (
     AuthExpired,
+    CannotTell,
     OutboundMessage,
     OutcomeUnknown,
     PlatformError,
@@ -158,7 +159,7 @@ class FacebookPageConnector:
         min_gap_seconds: float = 0.0,
         timeout: float = 30.0,
         video_poll_seconds: float = 5.0,
-        video_polls: int = 60,
+        video_polls: int = 40,  # 200 s: well inside the delivery's 300 s lease
         sandbox: bool = False,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -335,6 +336,12 @@ class FacebookPageConnector:
         for post in result.get("data", []):
             if fingerprint(str(post.get("message", ""))) == wanted:
                 return self._receipt(str(post["id"]), post.get("permalink_url"))
+        if message.video is not None:
+            # A video still being processed is not among the published posts yet.
+            raise CannotTell(
+                "Video có thể vẫn đang được Facebook xử lý; "
+                "hãy xem trên Trang rồi gửi lại nếu thiếu."
+            )
         return None
 
     async def aclose(self) -> None:

@@ -753,3 +753,18 @@ async def test_zalo_broadcast_of_an_image_post_links_its_public_copy(
 
 async def build_zalo_token() -> str:
     return SANDBOX_ZALO_ACCESS_TOKEN
+
+
+async def test_fb_video_not_yet_visible_cannot_be_called_absent(
+    transport: httpx.ASGITransport, state: SandboxState, tmp_path: Path
+) -> None:
+    """A processing video is not among published posts: read-back must not say "absent"."""
+    fb = build_facebook(transport=transport, app_secret=APP_SECRET)
+    message = fb_message("Video đang xử lý").model_copy(
+        update={"video": tiny_mp4(tmp_path / "v.mp4")}
+    )
+    try:
+        with pytest.raises(CannotTell):
+            await fb.find_sent(message, datetime.now(UTC) - timedelta(minutes=1))
+    finally:
+        await fb.aclose()
