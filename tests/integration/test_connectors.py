@@ -60,15 +60,18 @@ def build_facebook(
     transport: httpx.AsyncBaseTransport | None = None,
     app_secret: str | None = None,
     timeout: float = 5.0,
+    video_poll_seconds: float = 0.01,
 ) -> FacebookPageConnector:
-    """The Facebook connector with the arguments bot/app.py passes."""
+    """The Facebook connector with the arguments bot/app.py passes (and a short video poll)."""
     return FacebookPageConnector(
         graph_url=base_url,
+        video_url=base_url,
         api_version=API_VERSION,
         page_id=SANDBOX_PAGE_ID,
         page_token=SANDBOX_PAGE_TOKEN,
         app_secret=app_secret,
         timeout=timeout,
+        video_poll_seconds=video_poll_seconds,
         sandbox=True,
         transport=transport,
     )
@@ -641,17 +644,7 @@ async def test_fb_video_waits_for_processing_and_returns_the_post(
 ) -> None:
     """A video is uploaded, polled until ready, and its receipt is the Page post read-back finds."""
     state.video_processing_polls = 2
-    fb = FacebookPageConnector(
-        graph_url=BASE_URL,
-        video_url=BASE_URL,
-        api_version=API_VERSION,
-        page_id=SANDBOX_PAGE_ID,
-        page_token=SANDBOX_PAGE_TOKEN,
-        app_secret=APP_SECRET,
-        video_poll_seconds=0.01,
-        sandbox=True,
-        transport=transport,
-    )
+    fb = build_facebook(transport=transport, app_secret=APP_SECRET)
     message = fb_message("Video an toàn lao động").model_copy(
         update={"video": tiny_mp4(tmp_path / "atvsld.mp4")}
     )
@@ -670,16 +663,7 @@ async def test_fb_video_that_fails_processing_is_rejected(
     transport: httpx.ASGITransport, state: SandboxState, tmp_path: Path
 ) -> None:
     state.video_fails = True
-    fb = FacebookPageConnector(
-        graph_url=BASE_URL,
-        api_version=API_VERSION,
-        page_id=SANDBOX_PAGE_ID,
-        page_token=SANDBOX_PAGE_TOKEN,
-        app_secret=APP_SECRET,
-        video_poll_seconds=0.01,
-        sandbox=True,
-        transport=transport,
-    )
+    fb = build_facebook(transport=transport, app_secret=APP_SECRET)
     message = fb_message("Video hỏng").model_copy(update={"video": tiny_mp4(tmp_path / "x.mp4")})
     try:
         with pytest.raises(Rejected):
