@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from bot.backoff import full_jitter
 from bot.db.models import DeliveryStatus as S
@@ -34,6 +35,7 @@ from connectors.base import (
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 Compose = Callable[[Claimed], Awaitable[OutboundMessage]]
 WakeAt = Callable[[datetime], None]
 
@@ -74,6 +76,8 @@ class Verdict:
 
 # "Already posted" answers: after an uncertain first try they are evidence it landed.
 DUPLICATE_CODES = frozenset({"506", "368"})
+# A send is stopped at this share of its lease (which it renews while it runs).
+SEND_DEADLINE = 0.8
 # Leases run for minutes: looking for abandoned sends once a second is plenty.
 SWEEP_EVERY = 1.0
 # Zalo will not let the OA write to this person now (no interaction in the last 7 days).
@@ -88,9 +92,10 @@ def judge(exc: PlatformError, attempt: int, policy: Policy, *, resent: bool = Fa
 
     `resent` means this try followed an uncertain one that reconciliation did not find.
     """
-    if resent and exc.code in DUPLICATE_CODES and isinstance(exc, Rejected | Throttled):
+    main_code = (exc.code or "").split("/")[0]  # "506/1234" is still a 506
+    if resent and main_code in DUPLICATE_CODES and isinstance(exc, Rejected | Throttled):
         return Verdict(S.IN_DOUBT, "duplicate", policy.settle_seconds)
-    if isinstance(exc, Rejected) and exc.code in RETRY_ONCE_CODES and attempt == 1:
+    if isinstance(exc, Rejected) and main_code in RETRY_ONCE_CODES and attempt == 1:
         return Verdict(S.RETRY_WAIT, "retry_once", RETRY_ONCE_SECONDS)
     if isinstance(exc, Throttled):
         return Verdict(S.RETRY_WAIT, "throttled", exc.retry_after, True, (exc.retry_after, False))
@@ -226,7 +231,7 @@ class Dispatcher:
         if attempt is None:
             return  # cancelled, or the lease went to another worker
         try:
-            receipt = await connector.send(message)
+            receipt = await self._within_lease(claimed.id, attempt, connector.send(message))
         except PlatformError as exc:
             await self._record_error(connector, claimed, attempt, exc)
         except Exception as exc:  # raised inside a connector: it may have sent
@@ -234,6 +239,28 @@ class Dispatcher:
             await self._end(claimed, attempt, S.IN_DOUBT, "crash", exc, self.policy.settle_seconds)
         else:
             await self._sent(connector, claimed, attempt, receipt, "sent")
+
+    async def _within_lease(self, delivery_id: int, attempt: int, work: Awaitable[T]) -> T:
+        """Run a send while renewing its lease, and stop it well before the lease could lapse.
+
+        The sweep may only take a `sending` row whose sender is gone; a live sender keeps
+        its lease, and a send that runs too long ends as an uncertain outcome.
+        """
+        lease = self.policy.lease_seconds
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(lease / 3)
+                await self.queue.extend_lease(delivery_id, attempt, lease_seconds=lease)
+
+        renewing = asyncio.ensure_future(renew())
+        try:
+            async with asyncio.timeout(lease * SEND_DEADLINE):
+                return await work
+        except TimeoutError as exc:
+            raise OutcomeUnknown("Gửi quá lâu, đã dừng; sẽ đối soát.", code="deadline") from exc
+        finally:
+            renewing.cancel()
 
     async def _sent(
         self, connector: Connector, claimed: Claimed, attempt: int, receipt: Receipt, outcome: str

@@ -77,6 +77,13 @@ def _insert_ignore(session: AsyncSession, table: Any) -> Any:
     return dialect.insert(table).on_conflict_do_nothing()
 
 
+def _post_cancelled() -> Any:
+    """True for a delivery (in an UPDATE of deliveries) whose post has been cancelled."""
+    return exists(
+        select(Post.id).where(Post.id == Delivery.post_id, Post.status == PostStatus.CANCELLED)
+    )
+
+
 def _not_paused(account_column: Any) -> Any:
     paused = (
         select(Account.key)
@@ -355,6 +362,8 @@ class PostQueue:
             values["next_attempt_at"] = db_now(retry_in)
         if refund_attempt:
             values["attempts"] = Delivery.attempts - 1
+        if status == S.RETRY_WAIT:  # a post cancelled meanwhile is not tried again
+            values["status"] = case((_post_cancelled(), S.CANCELLED), else_=status)
         async with self._sessions.begin() as session:
             result = await session.execute(
                 update(Delivery)
@@ -382,6 +391,21 @@ class PostQueue:
             if status in TERMINAL:
                 await self._close_post_if_done(session, delivery_id)
         return True
+
+    async def extend_lease(
+        self, delivery_id: int, attempt_id: int, *, lease_seconds: float
+    ) -> None:
+        """Keep a send's lease while it is still running."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id == delivery_id,
+                    Delivery.current_attempt_id == attempt_id,
+                    Delivery.status == S.SENDING,
+                )
+                .values(lease_expires_at=db_now(lease_seconds))
+            )
 
     async def release(self, claimed: Claimed, *, worker: str) -> None:
         """Give back a lease on a delivery not yet sent (shutdown, or a paused account)."""
@@ -453,7 +477,7 @@ class PostQueue:
                     Delivery.resends < 1,
                 )
                 .values(
-                    status=S.PENDING,
+                    status=case((_post_cancelled(), S.CANCELLED), else_=S.PENDING),
                     resends=Delivery.resends + 1,
                     lease_owner=None,
                     lease_expires_at=None,
@@ -483,6 +507,9 @@ class PostQueue:
                 )
             ).first()
             if row is None or not row.zalo_group_id:
+                return False
+            post_status = await session.scalar(select(Post.status).where(Post.id == row.post_id))
+            if post_status == PostStatus.CANCELLED:
                 return False
             inserted = await session.scalar(
                 _insert_ignore(session, Delivery)
@@ -560,6 +587,15 @@ class PostQueue:
             )
             await session.execute(update(Account).where(Account.key == key).values(**values))
 
+    async def clear_reauth(self, key: str) -> None:
+        """The token works again: lift the wait for a person (not a timed pause)."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(Account)
+                .where(Account.key == key, Account.needs_reauth)
+                .values(needs_reauth=False, note=None)
+            )
+
     async def resume_account(self, key: str) -> None:
         """Lift a pause (a token was replaced)."""
         async with self._sessions.begin() as session:
@@ -589,12 +625,16 @@ class PostQueue:
         One statement, so one snapshot: rows moving between states while it runs cannot
         make it miss them.
         """
+        leased = Delivery.lease_expires_at > db_now()  # an in_doubt row being reconciled
         due = select(func.min(Delivery.next_attempt_at)).where(
-            Delivery.status.in_((S.PENDING, S.RETRY_WAIT, S.IN_DOUBT)),
+            or_(
+                Delivery.status.in_((S.PENDING, S.RETRY_WAIT)),
+                (Delivery.status == S.IN_DOUBT) & ~func.coalesce(leased, False),
+            ),
             _not_paused(Delivery.account),
         )
         lease = select(func.min(Delivery.lease_expires_at)).where(
-            Delivery.status.in_((S.CLAIMED, S.SENDING))
+            Delivery.status.in_((S.CLAIMED, S.SENDING, S.IN_DOUBT))
         )
         paused = select(func.min(Account.paused_until)).where(
             Account.paused_until > db_now(),

@@ -13,8 +13,15 @@ import httpx
 
 from connectors.base import OutcomeUnknown, Unavailable
 
-# The request surely never reached the platform.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+# The request surely never reached the platform whole (a body cut short cannot be acted on).
+_NOT_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+    httpx.WriteTimeout,
+    httpx.WriteError,
+)
 
 
 @asynccontextmanager

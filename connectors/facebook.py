@@ -280,6 +280,13 @@ class FacebookPageConnector:
             )
         video_id = str(result["id"])
         usage = self.last_usage
+        try:
+            return await self._await_video(video_id, usage)
+        except (Throttled, AuthExpired, Unavailable) as exc:
+            # The video is uploaded and Facebook will publish it: never upload it again.
+            raise OutcomeUnknown(exc.message, code=exc.code) from exc
+
+    async def _await_video(self, video_id: str, usage: dict[str, str]) -> Receipt:
         for _ in range(self._video_polls):
             status = await self._video_status(video_id)
             if status == VIDEO_READY:

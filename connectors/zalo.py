@@ -196,16 +196,25 @@ class ZaloOAConnector:
         return await attempt(await self._store.refresh_after_rejection(token))
 
     async def _call(
-        self, method: str, path: str, *, json_body: Any = None, params: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: dict[str, str] | None = None,
+        read: bool = False,
     ) -> Any:
+        """One OA API call; `read` marks a POST that changes nothing (a timeout is not a doubt)."""
+        write = method != "GET" and not read
+
         async def attempt(token: str) -> Any:
             headers = {"access_token": token}
-            async with mapped_errors(method):
+            async with mapped_errors("POST" if write else "GET"):
                 if method == "GET":
                     response = await self._client.get(path, params=params, headers=headers)
                 else:
                     response = await self._client.post(path, json=json_body, headers=headers)
-            return check_response(response.status_code, _json(response), write=method != "GET")
+            return check_response(response.status_code, _json(response), write=write)
 
         return await self._authorised(attempt)
 
@@ -271,7 +280,9 @@ class ZaloOAConnector:
 
     async def _check_window(self, user_id: str) -> None:
         """Ask Zalo before writing: outside the 7-day window the message would be refused."""
-        data = await self._call("POST", "/v3.0/oa/quota/message", json_body={"user_id": user_id})
+        data = await self._call(
+            "POST", "/v3.0/oa/quota/message", json_body={"user_id": user_id}, read=True
+        )
         last = int((data or {}).get("last_interaction") or 0) / 1000
         if not last or self._clock() - datetime.fromtimestamp(last, UTC) > CS_WINDOW:
             raise Rejected(REJECTION_REASONS[-230], code="-230")

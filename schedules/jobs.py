@@ -32,9 +32,12 @@ async def check_accounts(
     fire_time: datetime,
     worker: str,
 ) -> None:
-    """Daily: read each account with its token, and flag it before a post fails."""
-    if not await claim_run(sessions, "account-check", fire_time, worker):
-        return
+    """Read each account with its token: flag it before a post fails, or lift the flag.
+
+    Every scheduler checks (it is one cheap read per account, and a token replaced by a
+    person must be noticed by each); the first to claim the fire time records the run.
+    """
+    recording = await claim_run(sessions, "account-check", fire_time, worker)
     outcomes: list[str] = []
     for key, connector in connectors.items():
         try:
@@ -47,5 +50,7 @@ async def check_accounts(
             log.warning("không kiểm tra được tài khoản %s: %s", key, exc.message)
             outcomes.append(f"{key}: unchecked")
         else:
+            await queue.clear_reauth(key)
             outcomes.append(f"{key}: ok")
-    await finish_run(sessions, "account-check", fire_time, "; ".join(outcomes))
+    if recording:
+        await finish_run(sessions, "account-check", fire_time, "; ".join(outcomes))

@@ -287,11 +287,16 @@ async def test_daily_account_check_flags_a_revoked_token(bot: App, sandbox: Sand
     fire = datetime(2026, 12, 1, 23, 0, tzinfo=UTC)
     async with bot.connectors() as connectors:
         await check_accounts(bot.sessions, bot.queue, connectors, fire, "w1")
-        await check_accounts(bot.sessions, bot.queue, connectors, fire, "w2")  # runs once
+        await check_accounts(bot.sessions, bot.queue, connectors, fire, "w2")
     accounts = await bot.queue.accounts()
     assert accounts["facebook"].needs_reauth
     assert "zalo" not in accounts or not accounts["zalo"].needs_reauth
-    assert sum(1 for r in sandbox.requests if r["method"] == "GET") == 2  # one per account
+    assert sum(1 for r in sandbox.requests if r["method"] == "GET") == 4  # each checks each
+
+    sandbox.fb_tokens[SANDBOX_PAGE_TOKEN] = "valid"  # a person replaced the token
+    async with bot.connectors() as connectors:
+        await check_accounts(bot.sessions, bot.queue, connectors, fire, "w3")
+    assert not (await bot.queue.accounts())["facebook"].needs_reauth
 
 
 async def test_admin_outside_the_window_is_named_in_the_group_instead(

@@ -194,3 +194,23 @@ async def test_a_pause_is_never_shortened(queue: PostQueue) -> None:
     assert state.note == "throttled"
     await queue.pause_account("facebook", seconds=1200, needs_reauth=False, note="longer")
     assert (await queue.accounts())["facebook"].note == "longer"
+
+
+async def test_a_send_that_fails_after_the_cancel_is_not_tried_again(queue: PostQueue) -> None:
+    post = await queue.add(draft(), actor="o")
+    await queue.approve(post.id, targets(2), actor="o")
+    first, second = await queue.claim("zalo", 10, worker=WORKER, lease_seconds=60)
+    attempts = []
+    for claimed in (first, second):
+        attempt = await queue.begin_attempt(
+            claimed, worker=WORKER, fingerprint="f", lease_seconds=60
+        )
+        assert attempt is not None
+        attempts.append(attempt)
+    await queue.cancel(post.id, actor="o")  # both are already on the wire
+    await queue.finish(first.id, attempts[0], S.RETRY_WAIT, outcome="unavailable")
+    await queue.finish(second.id, attempts[1], S.IN_DOUBT, outcome="unknown")
+    [doubtful] = await queue.claim_in_doubt("zalo", 10, worker=WORKER, lease_seconds=60)
+    await queue.resend_after_absent(doubtful, worker=WORKER)  # absent on the platform
+    assert {d.status for d in (await queue.get(post.id)).deliveries} == {S.CANCELLED}
+    assert await queue.claim("zalo", 10, worker=WORKER, lease_seconds=60) == []
