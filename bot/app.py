@@ -310,11 +310,14 @@ class App:
         images = tuple(self._fit(p, claimed.channel) for p in media if p not in videos)
         if claimed.channel != "facebook_page":
             videos = []  # Zalo messages carry images; a video post goes as its text and link
+        text = rendering.text
+        if claimed.channel == "zalo_mention":  # name the admin: "[@user_id] …"
+            text = f"[@{claimed.target_id.split('/', 1)[1]}] {text}"
         return OutboundMessage(
             channel=claimed.channel,
             target_id=claimed.target_id,
             title=post.title,
-            text=rendering.text,
+            text=text,
             link=post.link if claimed.channel == "facebook_page" and not media else None,
             images=() if videos else images,
             video=videos[0] if videos else None,

@@ -76,6 +76,8 @@ class Verdict:
 
 # "Already posted" answers: after an uncertain first try they are evidence it landed.
 DUPLICATE_CODES = frozenset({"506", "368"})
+# Failed looks on the platform before an uncertain delivery goes to a person.
+MAX_RECONCILE_TRIES = 6
 # A send is stopped at this share of its lease (which it renews while it runs).
 SEND_DEADLINE = 0.8
 # Leases run for minutes: looking for abandoned sends once a second is plenty.
@@ -240,6 +242,16 @@ class Dispatcher:
         else:
             await self._sent(connector, claimed, attempt, receipt, "sent")
 
+    async def _as_sent(self, claimed: Claimed) -> OutboundMessage:
+        """The message to look for: matched on the fingerprint recorded when it was sent."""
+        try:
+            message = await self.compose(claimed)
+        except Exception:  # the media may be gone; the text's fingerprint is all we need
+            message = OutboundMessage(
+                channel=claimed.channel, target_id=claimed.target_id, title="", text=""
+            )
+        return message.model_copy(update={"sent_fingerprint": claimed.fingerprint or None})
+
     async def _within_lease(self, delivery_id: int, attempt: int, work: Awaitable[T]) -> T:
         """Run a send while renewing its lease, and stop it well before the lease could lapse.
 
@@ -349,7 +361,7 @@ class Dispatcher:
             return
         since = await self.queue.attempt_started(attempt)
         try:
-            receipt = await connector.find_sent(await self.compose(claimed), since)
+            receipt = await connector.find_sent(await self._as_sent(claimed), since)
         except CannotTell as exc:
             await self._end(claimed, attempt, S.NEEDS_HUMAN, "cannot_tell", exc)
         except AuthExpired as exc:
@@ -357,8 +369,15 @@ class Dispatcher:
                 connector.account, seconds=None, needs_reauth=True, note=exc.message
             )
             await self._end(claimed, attempt, S.IN_DOUBT, "reconcile_later", exc)
-        except Exception as exc:  # could not look: look again later
-            retry = full_jitter(2, base=self.policy.settle_seconds, cap=self.policy.backoff_cap)
+        except Exception as exc:  # could not look: look again later, a few times
+            if claimed.reconcile_tries + 1 >= MAX_RECONCILE_TRIES:
+                await self._end(claimed, attempt, S.NEEDS_HUMAN, "cannot_look", exc)
+                return
+            retry = full_jitter(
+                claimed.reconcile_tries + 2,
+                base=self.policy.settle_seconds,
+                cap=self.policy.backoff_cap,
+            )
             await self._end(claimed, attempt, S.IN_DOUBT, "reconcile_later", exc, retry)
         else:
             if receipt is not None:

@@ -60,6 +60,8 @@ class Claimed:
     attempts: int
     resends: int
     current_attempt_id: int | None
+    fingerprint: str | None = None
+    reconcile_tries: int = 0
 
 
 @dataclass(frozen=True)
@@ -362,6 +364,8 @@ class PostQueue:
             values["next_attempt_at"] = db_now(retry_in)
         if refund_attempt:
             values["attempts"] = Delivery.attempts - 1
+        if outcome == "reconcile_later":
+            values["reconcile_tries"] = Delivery.reconcile_tries + 1
         if status == S.RETRY_WAIT:  # a post cancelled meanwhile is not tried again
             values["status"] = case((_post_cancelled(), S.CANCELLED), else_=status)
         async with self._sessions.begin() as session:
@@ -688,6 +692,8 @@ _CLAIMED_COLUMNS = (
     Delivery.attempts,
     Delivery.resends,
     Delivery.current_attempt_id,
+    Delivery.fingerprint,
+    Delivery.reconcile_tries,
 )
 
 

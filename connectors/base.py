@@ -87,11 +87,14 @@ class OutboundMessage(BaseModel):
     link: str | None = None
     images: tuple[Path, ...] = ()
     video: Path | None = None
+    sent_fingerprint: str | None = None
+    """When reconciling: the fingerprint recorded at send time (the text may render
+    differently now, after an edit of the organisation's signature or a template)."""
 
     @property
     def fingerprint(self) -> str:
         """A hash of what the audience sees, to recognise this message when read back."""
-        return fingerprint(self.text)
+        return self.sent_fingerprint or fingerprint(self.text)
 
 
 class Receipt(BaseModel):

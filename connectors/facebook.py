@@ -339,7 +339,7 @@ class FacebookPageConnector:
             "limit": "100",
         }
         result = await self._call("GET", f"{self._page_id}/published_posts", params=params)
-        wanted = fingerprint(message.text)
+        wanted = message.fingerprint
         for post in result.get("data", []):
             if fingerprint(str(post.get("message", ""))) == wanted:
                 return self._receipt(str(post["id"]), post.get("permalink_url"))

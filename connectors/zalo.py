@@ -223,9 +223,9 @@ class ZaloOAConnector:
         if message.channel == "zalo_group":
             content = await self._content(message.text, message.images)
             data = await self._to_group(message.target_id, content)
-        elif message.channel == "zalo_mention":
-            group_id, user_id = message.target_id.split("/", 1)
-            data = await self._to_group(group_id, {"text": f"[@{user_id}] {message.text}"})
+        elif message.channel == "zalo_mention":  # the text already begins with "[@user_id] "
+            group_id = message.target_id.split("/", 1)[0]
+            data = await self._to_group(group_id, {"text": message.text})
         elif message.channel == "zalo_user":
             await self._check_window(message.target_id)
             content = await self._content(message.text, message.images)
@@ -375,15 +375,9 @@ class ZaloOAConnector:
         if message.channel not in ("zalo_group", "zalo_user", "zalo_mention"):
             raise CannotTell("Zalo không cho đọc lại tin phát đến người quan tâm.")
         if message.channel == "zalo_mention":
-            group_id, user_id = message.target_id.split("/", 1)
-            message = message.model_copy(
-                update={
-                    "channel": "zalo_group",
-                    "target_id": group_id,
-                    "text": f"[@{user_id}] {message.text}",
-                }
-            )
-        wanted = fingerprint(message.text)
+            group_id = message.target_id.split("/", 1)[0]
+            message = message.model_copy(update={"channel": "zalo_group", "target_id": group_id})
+        wanted = message.fingerprint
         cutoff = (since - timedelta(minutes=5)).timestamp() * 1000
         for page in range(HISTORY_PAGES):
             history = await self._history(message, offset=page * HISTORY_PAGE_SIZE)

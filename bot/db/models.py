@@ -288,6 +288,7 @@ class Delivery(Base):
     next_attempt_at: Mapped[datetime]
     attempts: Mapped[int] = mapped_column(default=0)
     resends: Mapped[int] = mapped_column(default=0)
+    reconcile_tries: Mapped[int] = mapped_column(default=0, server_default="0")
     lease_owner: Mapped[str | None] = mapped_column(String(128))
     lease_expires_at: Mapped[datetime | None]
     current_attempt_id: Mapped[int | None]

@@ -220,6 +220,25 @@ async def test_group_message_with_lost_response_is_found_in_history(
     assert len(sandbox.messages()) == 1
 
 
+async def test_reconciliation_matches_what_was_sent_not_today_s_rendering(
+    bot: App, sandbox: SandboxState
+) -> None:
+    sandbox.push_fault("zalo.group_message", Fault(kind="commit_then_error"))
+    bot.settings.settle_seconds = 600  # the first run leaves it in doubt
+    await queue_post(bot, "Chữ ký đổi", ("zalo_group",), clusters=("C1",))
+    await run_until_idle(bot)
+    [delivery] = await deliveries(bot)
+    assert delivery.status == "in_doubt"
+    org = bot.org
+    bot.__dict__["org"] = org.model_copy(update={"signature": "Chữ ký mới của năm sau"})
+    async with bot.sessions.begin() as session:
+        await session.execute(update(Delivery).values(next_attempt_at=datetime.now(UTC)))
+    await run_until_idle(bot)
+    [delivery] = await deliveries(bot)
+    assert delivery.status == "sent"
+    assert len(sandbox.messages()) == 1  # found by its recorded fingerprint, not re-sent
+
+
 async def test_cancelled_post_is_never_sent(bot: App, sandbox: SandboxState) -> None:
     post = await queue_post(bot, "Sẽ huỷ", ALL, at=datetime.now(UTC) + timedelta(seconds=1))
     await bot.queue.cancel(post.id, actor="test")
