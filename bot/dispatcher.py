@@ -304,6 +304,7 @@ class Dispatcher:
         retry_in: float = 0.0,
         *,
         refund: bool = False,
+        mention_instead: bool = False,
     ) -> None:
         """Record a failed attempt, with the error's code and text."""
         if isinstance(exc, PlatformError):
@@ -319,6 +320,7 @@ class Dispatcher:
             error=text[:2000],
             retry_in=retry_in,
             refund_attempt=refund,
+            mention_instead=mention_instead,
         )
 
     async def _fail_before_send(self, claimed: Claimed, exc: Exception) -> None:
@@ -337,6 +339,11 @@ class Dispatcher:
             await self.queue.pause_account(
                 connector.account, seconds=seconds, needs_reauth=needs_reauth, note=exc.message
             )
+        mention = (
+            self.policy.window_fallback
+            and claimed.channel == "zalo_user"
+            and exc.code in WINDOW_CLOSED
+        )
         await self._end(
             claimed,
             attempt,
@@ -345,14 +352,8 @@ class Dispatcher:
             exc,
             verdict.retry_in,
             refund=verdict.refund,
+            mention_instead=mention,
         )
-        if (
-            self.policy.window_fallback
-            and claimed.channel == "zalo_user"
-            and exc.code in WINDOW_CLOSED
-            and await self.queue.add_window_fallback(claimed.id)
-        ):
-            log.info("lượt #%d: người nhận ngoài cửa sổ 7 ngày, nhắc tên trong nhóm", claimed.id)
 
     async def _reconcile(self, connector: Connector, claimed: Claimed) -> None:
         attempt = claimed.current_attempt_id

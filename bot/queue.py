@@ -349,8 +349,13 @@ class PostQueue:
         error: str | None = None,
         retry_in: float = 0.0,
         refund_attempt: bool = False,
+        mention_instead: bool = False,
     ) -> bool:
-        """Record how an attempt ended. False if another outcome was recorded first."""
+        """Record how an attempt ended. False if another outcome was recorded first.
+
+        `mention_instead` adds, in the same transaction, a mention of the admin in the
+        cluster's group (Zalo's 7-day window was closed for a direct message).
+        """
         values: dict[str, Any] = {
             "status": status,
             "lease_owner": None,
@@ -392,6 +397,8 @@ class PostQueue:
                     remote_id=remote_id,
                 )
             )
+            if mention_instead:
+                await self._add_mention_in(session, delivery_id)
             if status in TERMINAL:
                 await self._close_post_if_done(session, delivery_id)
         return True
@@ -490,52 +497,44 @@ class PostQueue:
             )
             return bool(getattr(result, "rowcount", 0))
 
-    async def add_window_fallback(self, delivery_id: int) -> bool:
-        """An admin Zalo will not let us message directly is named in the cluster's group.
+    async def _add_mention_in(self, session: AsyncSession, delivery_id: int) -> bool:
+        """Name in the cluster's group an admin Zalo will not let us message directly.
 
         Adds one `zalo_mention` delivery (once, by the unique key); False when the admin's
-        cluster has no group.
+        cluster has no group or the post was cancelled.
         """
-        async with self._sessions.begin() as session:
-            row = (
-                await session.execute(
-                    select(
-                        Delivery.post_id,
-                        Delivery.target_id,
-                        Delivery.target_label,
-                        Delivery.cluster_code,
-                        Cluster.zalo_group_id,
-                    )
-                    .join(Cluster, Cluster.code == Delivery.cluster_code)
-                    .where(Delivery.id == delivery_id, Delivery.channel == Channel.ZALO_USER)
+        row = (
+            await session.execute(
+                select(
+                    Delivery.post_id,
+                    Delivery.target_id,
+                    Delivery.target_label,
+                    Delivery.cluster_code,
+                    Cluster.zalo_group_id,
+                    Post.status,
                 )
-            ).first()
-            if row is None or not row.zalo_group_id:
-                return False
-            post_status = await session.scalar(select(Post.status).where(Post.id == row.post_id))
-            if post_status == PostStatus.CANCELLED:
-                return False
-            inserted = await session.scalar(
-                _insert_ignore(session, Delivery)
-                .values(
-                    post_id=row.post_id,
-                    channel=Channel.ZALO_MENTION,
-                    target_id=f"{row.zalo_group_id}/{row.target_id}",
-                    target_label=f"Nhắc {row.target_label} trong nhóm",
-                    cluster_code=row.cluster_code,
-                    account="zalo",
-                    status=S.PENDING,
-                    next_attempt_at=db_now(),
-                )
-                .returning(Delivery.id)
+                .join(Cluster, Cluster.code == Delivery.cluster_code)
+                .join(Post, Post.id == Delivery.post_id)
+                .where(Delivery.id == delivery_id, Delivery.channel == Channel.ZALO_USER)
             )
-            if inserted is not None:
-                await session.execute(
-                    update(Post)
-                    .where(Post.id == row.post_id, Post.status == PostStatus.DONE)
-                    .values(status=PostStatus.APPROVED)
-                )
-            return inserted is not None
+        ).first()
+        if row is None or not row.zalo_group_id or row.status == PostStatus.CANCELLED:
+            return False
+        inserted = await session.scalar(
+            _insert_ignore(session, Delivery)
+            .values(
+                post_id=row.post_id,
+                channel=Channel.ZALO_MENTION,
+                target_id=f"{row.zalo_group_id}/{row.target_id}",
+                target_label=f"Nhắc {row.target_label} trong nhóm",
+                cluster_code=row.cluster_code,
+                account="zalo",
+                status=S.PENDING,
+                next_attempt_at=db_now(),
+            )
+            .returning(Delivery.id)
+        )
+        return inserted is not None
 
     async def attempt_started(self, attempt_id: int) -> datetime:
         """When an attempt began (reconciliation looks for the post from then on)."""
