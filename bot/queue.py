@@ -418,19 +418,6 @@ class PostQueue:
                 .values(lease_expires_at=db_now(lease_seconds))
             )
 
-    async def release(self, claimed: Claimed, *, worker: str) -> None:
-        """Give back a lease on a delivery not yet sent (shutdown, or a paused account)."""
-        async with self._sessions.begin() as session:
-            await session.execute(
-                update(Delivery)
-                .where(
-                    Delivery.id == claimed.id,
-                    Delivery.status == S.CLAIMED,
-                    Delivery.lease_owner == worker,
-                )
-                .values(status=S.PENDING, lease_owner=None, lease_expires_at=None)
-            )
-
     async def sweep(self) -> int:
         """Deliveries whose sender vanished mid-send become in_doubt, never silently re-sent."""
         async with self._sessions.begin() as session:
@@ -664,14 +651,6 @@ class PostQueue:
                 select(Delivery.status, func.count()).group_by(Delivery.status)
             )
             return {str(status): int(n) for status, n in rows.all()}
-
-    async def live_count(self) -> int:
-        """Deliveries not yet in a final state."""
-        async with self._sessions() as session:
-            n = await session.scalar(
-                select(func.count()).select_from(Delivery).where(Delivery.status.in_(LIVE))
-            )
-        return int(n or 0)
 
     async def now(self) -> datetime:
         """The database's clock."""
