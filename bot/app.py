@@ -23,10 +23,13 @@ from bot.db.models import Post
 from bot.dispatcher import Dispatcher, Policy
 from bot.errors import ConfigError
 from bot.queue import Claimed, PostQueue, Target, clusters_for
+from bot.settings import reveal
 from connectors.base import Connector, OutboundMessage, Rejected
 from content.render import Identity, PostContent, Rendering, render
 
 if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
     from bot.credentials import DbTokenStore
     from bot.org import Organisation
     from bot.settings import Settings
@@ -66,6 +69,7 @@ class App:
         self._sandbox_state = sandbox_state
         self._sandbox_server: SandboxServer | None = None
         self._posts: dict[int, Post] = {}
+        self._fitted: dict[tuple[str, str, int, int], Path] = {}
 
     @cached_property
     def engine(self) -> AsyncEngine:
@@ -179,8 +183,10 @@ class App:
                 graph_url=s.facebook_graph_url if fb_live else str(self.sandbox_url),
                 api_version=s.facebook_api_version,
                 page_id=self.page_id,
-                page_token=_secret(s.facebook_page_token) if fb_live else sb.SANDBOX_PAGE_TOKEN,
-                app_secret=_secret(s.facebook_app_secret) if fb_live else None,
+                page_token=(reveal(s.facebook_page_token) or "")
+                if fb_live
+                else sb.SANDBOX_PAGE_TOKEN,
+                app_secret=reveal(s.facebook_app_secret) if fb_live else None,
                 video_url=s.facebook_video_url if fb_live else str(self.sandbox_url),
                 min_gap_seconds=s.facebook_min_gap_seconds,
                 timeout=s.http_timeout_seconds,
@@ -226,13 +232,13 @@ class App:
         from connectors.tokens import ZaloOAuthClient
 
         s = self.settings
-        key = _secret(s.secret_key)
+        key = reveal(s.secret_key)
         if not key:
             raise ConfigError("Cần đặt CDBOT_SECRET_KEY để dùng mã Zalo đã lưu (được mã hoá).")
         oauth = ZaloOAuthClient(
             oauth_url=s.zalo_oauth_url,
             app_id=str(s.zalo_app_id),
-            app_secret=_secret(s.zalo_app_secret),
+            app_secret=reveal(s.zalo_app_secret) or "",
             # SQLite keeps its one write lock while Zalo answers: do not wait on it for long.
             timeout=min(s.http_timeout_seconds, 20.0),
         )
@@ -245,6 +251,19 @@ class App:
         if await store.status() is None:
             log.warning("Zalo OA chưa được kết nối; hãy chạy «cdbot zalo connect».")
         return store
+
+    def webhook_app(self) -> Starlette:
+        """The webhook routes, with the secrets that verify each platform's events."""
+        from bot.webhook import create_webhook_app
+
+        s = self.settings
+        return create_webhook_app(
+            self.sessions,
+            zalo_app_id=s.zalo_app_id,
+            zalo_oa_secret=reveal(s.zalo_oa_secret_key),
+            facebook_app_secret=reveal(s.facebook_app_secret),
+            facebook_verify_token=reveal(s.facebook_verify_token),
+        )
 
     @property
     def public_media_url(self) -> str | None:
@@ -327,11 +346,19 @@ class App:
         """The image as the platform will take it (re-encoded into the cache when too big)."""
         from content.media import fit_for_facebook, fit_for_zalo
 
-        fit = fit_for_facebook if channel == "facebook_page" else fit_for_zalo
+        platform = "facebook" if channel == "facebook_page" else "zalo"
         try:
-            return fit(image, self.settings.media_cache_dir)
-        except ValueError as exc:
-            raise Rejected(str(exc), code="media") from exc
+            stat = image.stat()
+            key = (str(image), platform, stat.st_mtime_ns, stat.st_size)
+            if key not in self._fitted:  # a post fans out to many targets: fit it once
+                fit = fit_for_facebook if platform == "facebook" else fit_for_zalo
+                self._fitted[key] = fit(image, self.settings.media_cache_dir)
+        except (OSError, ValueError) as exc:
+            raise Rejected(
+                str(exc) if isinstance(exc, ValueError) else f"Không đọc được ảnh «{image.name}».",
+                code="media",
+            ) from exc
+        return self._fitted[key]
 
     def policy(self) -> Policy:
         """Dispatcher tuning from settings."""
@@ -355,8 +382,3 @@ class App:
         """Release the database pool."""
         if "engine" in self.__dict__:
             await self.engine.dispose()
-
-
-def _secret(value: object) -> str:
-    getter = getattr(value, "get_secret_value", None)
-    return str(getter()) if getter else ""

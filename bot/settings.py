@@ -20,8 +20,16 @@ EXAMPLE_ORG_DIR = Path(__file__).resolve().parent.parent / "content" / "data" / 
 PLACEHOLDERS = frozenset({"", "changeme", "change-me", "xxx", "your-secret", "secret", "todo"})
 
 
+def reveal(secret: SecretStr | None) -> str | None:
+    """A secret's value, or None when it is unset or a placeholder copied from an example."""
+    if secret is None:
+        return None
+    value = secret.get_secret_value()
+    return None if value.strip().lower() in PLACEHOLDERS else value
+
+
 def _real(secret: SecretStr | None) -> bool:
-    return secret is not None and secret.get_secret_value().strip().lower() not in PLACEHOLDERS
+    return reveal(secret) is not None
 
 
 class Settings(BaseSettings):
@@ -110,6 +118,10 @@ class Settings(BaseSettings):
     def zalo_configured(self) -> bool:
         """True when the Zalo app is set; its tokens are stored by `cdbot zalo connect`."""
         return bool(self.zalo_app_id) and _real(self.zalo_app_secret)
+
+    def secret_values(self) -> list[str]:
+        """Every secret's value (each SecretStr field), for the log filter to mask."""
+        return [v.get_secret_value() for v in self.__dict__.values() if isinstance(v, SecretStr)]
 
     def missing_for_production(self) -> list[str]:
         """Keys that must be set when the sandbox is switched off."""

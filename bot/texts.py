@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from content.kinds import CHANNELS
+
 POST_STATUS = {
     "draft": "Nháp",
     "approved": "Đã duyệt",
@@ -20,10 +22,5 @@ DELIVERY_STATUS = {
     "cancelled": "Đã huỷ",
 }
 ACCOUNT = {"facebook": "Trang Facebook", "zalo": "Zalo OA"}
-CHANNEL = {
-    "facebook_page": "Trang Facebook",
-    "zalo_broadcast": "Zalo: phát đến người quan tâm",
-    "zalo_group": "Zalo: nhóm cụm thi đua",
-    "zalo_user": "Zalo: quản trị viên cụm",
-    "zalo_mention": "Zalo: nhắc tên trong nhóm cụm",
-}
+# The channels an officer picks, plus the mention the bot adds when Zalo's window is shut.
+CHANNEL = {**CHANNELS, "zalo_mention": "Zalo: nhắc tên trong nhóm cụm"}

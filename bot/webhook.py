@@ -12,15 +12,18 @@ app secret, and a GET handshake echoing ``hub.challenge`` when ``hub.verify_toke
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import uvicorn
 from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -141,6 +144,24 @@ async def record_zalo(sessions: async_sessionmaker[AsyncSession], event: ZaloEve
 
 
 Clock = Callable[[], datetime]
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves SIGINT and SIGTERM to the bot's own handlers."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(app: Starlette, host: str, port: int, stop: asyncio.Event) -> None:
+    """Serve `app` in the running loop until `stop` is set."""
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    server = _EmbeddedServer(config)
+    serving = asyncio.ensure_future(server.serve())
+    await stop.wait()
+    server.should_exit = True
+    await serving
 
 
 def create_webhook_app(

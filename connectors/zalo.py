@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
@@ -170,7 +169,8 @@ class ZaloOAConnector:
         self._target = dict(broadcast_target or {})
         self._media_url = public_media_url
         self._clock = clock
-        self._uploads: dict[str, tuple[str, datetime]] = {}
+        # (path, mtime, size) → (attachment id, uploaded at): one upload per file, per process.
+        self._uploads: dict[tuple[str, int, int], tuple[str, datetime]] = {}
         # A TokenStore can be asked for a new token when Zalo refuses one; a bare source cannot.
         self._store: TokenStore | None = None
         self._token: TokenSource
@@ -252,13 +252,14 @@ class ZaloOAConnector:
     async def _upload(self, path: Path) -> str:
         """An attachment id for the image, reused while younger than UPLOAD_REUSE."""
         try:
+            stat = await asyncio.to_thread(path.stat)
+            key = (str(path), stat.st_mtime_ns, stat.st_size)
+            cached = self._uploads.get(key)
+            if cached is not None and self._clock() - cached[1] < UPLOAD_REUSE:
+                return cached[0]
             data = await asyncio.to_thread(path.read_bytes)
         except OSError as exc:
             raise Rejected(f"Không đọc được tệp «{path.name}» để tải lên.", code="media") from exc
-        digest = hashlib.sha256(data).hexdigest()
-        cached = self._uploads.get(digest)
-        if cached is not None and self._clock() - cached[1] < UPLOAD_REUSE:
-            return cached[0]
         mime = "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
 
         async def attempt(token: str) -> Any:
@@ -275,7 +276,7 @@ class ZaloOAConnector:
         except OutcomeUnknown as exc:  # an unused upload harms nobody: upload again
             raise Unavailable(exc.message, code=exc.code) from exc
         attachment_id = str(result["attachment_id"])
-        self._uploads[digest] = (attachment_id, self._clock())
+        self._uploads[key] = (attachment_id, self._clock())
         return attachment_id
 
     async def _check_window(self, user_id: str) -> None:

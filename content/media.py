@@ -389,3 +389,19 @@ def _picture_size(handle: BinaryIO, moov: _Box) -> tuple[int | None, int | None]
             quarter_turn = matrix[0] == 0 and matrix[4] == 0
             return (height, width) if quarter_turn else (width, height)
     return None, None
+
+
+def write_sample_video(path: Path, seconds: int = 12) -> Path:
+    """A minimal MP4 (boxes only, no pictures) that `probe_video` reads as `seconds` long.
+
+    For rehearsals and tests: platforms that only check the container take it.
+    """
+
+    def box(kind: bytes, *parts: bytes) -> bytes:
+        payload = b"".join(parts)
+        return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+    mvhd = box(b"mvhd", bytes(4), struct.pack(">IIII", 0, 0, 1000, seconds * 1000), bytes(80))
+    ftyp = box(b"ftyp", b"isom", struct.pack(">I", 0x200), b"isommp42")
+    path.write_bytes(ftyp + box(b"moov", mvhd) + box(b"mdat", bytes(256)))
+    return path

@@ -87,17 +87,7 @@ def opened_app(*, migrate: bool = True) -> Iterator[Any]:
     from bot.logs import setup_logging
 
     settings = load_settings()
-    secrets = [
-        s.get_secret_value()
-        for s in (
-            settings.facebook_page_token,
-            settings.facebook_app_secret,
-            settings.zalo_app_secret,
-            settings.secret_key,
-        )
-        if s is not None
-    ]
-    setup_logging(settings.log_level, secrets)
+    setup_logging(settings.log_level, settings.secret_values())
     app = App(settings)
     with database_errors(settings.database_url):
         if migrate:

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import struct
 import tempfile
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from bot.cli.common import out, plain
 from bot.settings import EXAMPLE_ORG_DIR
+from connectors.zalo import BROADCAST_FROM, BROADCAST_UNTIL, VIETNAM
 
 DEMO_TIMEOUT_SECONDS = 120
-VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 LEGAL_SOURCE = (
     "https://thuvienphapluat.vn/van-ban/Lao-dong-Tien-luong/Bo-Luat-lao-dong-2019-333670.aspx"
 )
@@ -85,26 +83,11 @@ def _demo_image(folder: Path, name: str, colour: tuple[int, int, int]) -> Path:
     return path
 
 
-def _demo_video(folder: Path) -> Path:
-    """A tiny MP4 (boxes only, 12 s): enough for the sandbox's upload and processing."""
-
-    def box(kind: bytes, *parts: bytes) -> bytes:
-        payload = b"".join(parts)
-        return struct.pack(">I", 8 + len(payload)) + kind + payload
-
-    mvhd = box(b"mvhd", bytes(4), struct.pack(">IIII", 0, 0, 1000, 12_000), bytes(80))
-    data = box(b"ftyp", b"isom", struct.pack(">I", 0x200), b"isommp42")
-    data += box(b"moov", mvhd) + box(b"mdat", bytes(256))
-    path = folder / "atvsld.mp4"
-    path.write_bytes(data)
-    return path
-
-
 def _daytime() -> datetime:
     """Now, or 10:00 today in Vietnam when it is night: the demo broadcasts at any hour."""
     now = datetime.now(UTC)
     local = now.astimezone(VIETNAM)
-    if time(6, 0) <= local.time() < time(22, 0):
+    if BROADCAST_FROM <= local.time() < BROADCAST_UNTIL:
         return now
     return datetime.combine(local.date(), time(10, 0), VIETNAM).astimezone(UTC)
 
@@ -123,6 +106,7 @@ async def _demo(folder: Path, *, keep_open: bool) -> int:
     from bot.logs import setup_logging
     from bot.settings import Settings
     from connectors.sandbox import SandboxState
+    from content.media import write_sample_video
     from schedules.clock import Clock
 
     setup_logging("WARNING")
@@ -168,7 +152,7 @@ async def _demo(folder: Path, *, keep_open: bool) -> int:
                 for i in range(int(fields.pop("images", 0)))
             ]
             if fields.pop("video", False):
-                fields["video"] = _demo_video(folder)
+                fields["video"] = write_sample_video(folder / "atvsld.mp4")
             fields |= {
                 "images": tuple(images),
                 "scheduled_at": now + timedelta(seconds=2 + index),

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -258,52 +256,16 @@ def _serve(*, until_idle: bool, label: str) -> None:
 ACCOUNT_CHECK_HOUR = 6
 
 
-def _embedded_server_class() -> Any:
-    import uvicorn
-
-    class EmbeddedServer(uvicorn.Server):
-        """A uvicorn server that leaves SIGINT and SIGTERM to the bot's own handlers."""
-
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield
-
-    return EmbeddedServer
-
-
 def _serve_webhooks(bot: Any, stop: asyncio.Event) -> None:
-    """Serve the webhook routes in this loop when CDBOT_WEBHOOK_PORT is set."""
+    """Serve the webhook routes in this loop, until `stop`, when CDBOT_WEBHOOK_PORT is set."""
     s = bot.settings
     if s.webhook_port is None:
         return
-    import uvicorn
+    from bot.webhook import serve
 
-    from bot.webhook import create_webhook_app
-
-    server_class = _embedded_server_class()
-
-    def secret(value: Any) -> str | None:
-        return value.get_secret_value() if value is not None else None
-
-    app = create_webhook_app(
-        bot.sessions,
-        zalo_app_id=s.zalo_app_id,
-        zalo_oa_secret=secret(s.zalo_oa_secret_key),
-        facebook_app_secret=secret(s.facebook_app_secret),
-        facebook_verify_token=secret(s.facebook_verify_token),
+    asyncio.get_running_loop().create_task(
+        serve(bot.webhook_app(), s.webhook_host, s.webhook_port, stop)
     )
-    config = uvicorn.Config(
-        app, host=s.webhook_host, port=s.webhook_port, log_level="warning", lifespan="off"
-    )
-    server = server_class(config)
-    task = asyncio.create_task(server.serve())
-
-    async def shutdown() -> None:
-        await stop.wait()
-        server.should_exit = True
-        await task
-
-    asyncio.get_running_loop().create_task(shutdown())
     out.print(
         f"Webhook: http://{s.webhook_host}:{s.webhook_port}/webhooks/zalo và /webhooks/facebook"
     )

@@ -21,6 +21,7 @@ import typer
 
 from bot.cli.common import iso, local, opened_app, out, plain, print_json, run
 from bot.errors import ConfigError, InputError
+from bot.settings import reveal
 
 app = typer.Typer(help="Kết nối và kiểm tra Zalo OA.", no_args_is_help=True)
 
@@ -33,16 +34,8 @@ ADVICE_REFRESH = (
 ADVICE_CODE = "mã code chỉ dùng được một lần trong 10 phút, hãy chạy lại «cdbot zalo connect»."
 
 
-def _real(secret: Any) -> str | None:
-    """The secret's value, or None when it is unset or a placeholder."""
-    from bot.settings import PLACEHOLDERS
-
-    value = secret.get_secret_value() if secret is not None else ""
-    return None if value.strip().lower() in PLACEHOLDERS else value
-
-
 def _app_credentials(settings: Any) -> tuple[str, str]:
-    app_id, app_secret = settings.zalo_app_id, _real(settings.zalo_app_secret)
+    app_id, app_secret = settings.zalo_app_id, reveal(settings.zalo_app_secret)
     if not app_id or app_secret is None:
         raise ConfigError(
             "Cần đặt CDBOT_ZALO_APP_ID và CDBOT_ZALO_APP_SECRET (trang nhà phát triển Zalo) "
@@ -76,7 +69,7 @@ def _pause_for_consent(bot: Any) -> Any:
 def _cipher(settings: Any) -> Any:
     from bot.secrets import Cipher
 
-    key = _real(settings.secret_key)
+    key = reveal(settings.secret_key)
     if key is None:
         raise ConfigError("Cần đặt CDBOT_SECRET_KEY để mã Zalo được mã hoá trước khi lưu.")
     return Cipher(key)

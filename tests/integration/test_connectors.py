@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import socket
-import struct
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,6 +39,7 @@ from connectors.sandbox import (
 )
 from connectors.sandbox.server import SandboxServer
 from connectors.zalo import ZaloOAConnector
+from content.media import write_sample_video
 
 BASE_URL = "http://sandbox"
 API_VERSION = "v26.0"  # bot.settings default
@@ -623,22 +623,6 @@ async def test_zalo_commit_then_hang_times_out_as_unknown(server: SandboxServer)
 # ---- media ------------------------------------------------------------------------------------
 
 
-def tiny_mp4(path: Path, seconds: int = 12) -> Path:
-    """An MP4 made of boxes only: enough for the sandbox to take and process."""
-
-    def box(kind: bytes, *parts: bytes) -> bytes:
-        payload = b"".join(parts)
-        return struct.pack(">I", 8 + len(payload)) + kind + payload
-
-    mvhd = box(b"mvhd", bytes(4), struct.pack(">IIII", 0, 0, 1000, seconds * 1000), bytes(80))
-    path.write_bytes(
-        box(b"ftyp", b"isom", struct.pack(">I", 0x200), b"isommp42")
-        + box(b"moov", mvhd)
-        + box(b"mdat", bytes(64))
-    )
-    return path
-
-
 async def test_fb_video_waits_for_processing_and_returns_the_post(
     transport: httpx.ASGITransport, state: SandboxState, tmp_path: Path
 ) -> None:
@@ -646,7 +630,7 @@ async def test_fb_video_waits_for_processing_and_returns_the_post(
     state.video_processing_polls = 2
     fb = build_facebook(transport=transport, app_secret=APP_SECRET)
     message = fb_message("Video an toàn lao động").model_copy(
-        update={"video": tiny_mp4(tmp_path / "atvsld.mp4")}
+        update={"video": write_sample_video(tmp_path / "atvsld.mp4")}
     )
     try:
         receipt = await fb.send(message)
@@ -664,7 +648,9 @@ async def test_fb_video_that_fails_processing_is_rejected(
 ) -> None:
     state.video_fails = True
     fb = build_facebook(transport=transport, app_secret=APP_SECRET)
-    message = fb_message("Video hỏng").model_copy(update={"video": tiny_mp4(tmp_path / "x.mp4")})
+    message = fb_message("Video hỏng").model_copy(
+        update={"video": write_sample_video(tmp_path / "x.mp4")}
+    )
     try:
         with pytest.raises(Rejected):
             await fb.send(message)
@@ -745,7 +731,7 @@ async def test_fb_video_not_yet_visible_cannot_be_called_absent(
     """A processing video is not among published posts: read-back must not say "absent"."""
     fb = build_facebook(transport=transport, app_secret=APP_SECRET)
     message = fb_message("Video đang xử lý").model_copy(
-        update={"video": tiny_mp4(tmp_path / "v.mp4")}
+        update={"video": write_sample_video(tmp_path / "v.mp4")}
     )
     try:
         with pytest.raises(CannotTell):

@@ -54,3 +54,12 @@ def test_postgres_alias_is_accepted() -> None:
 def test_unknown_timezone_is_refused() -> None:
     with pytest.raises(ValidationError, match="múi giờ"):
         make(timezone="Mars/Olympus")
+
+
+def test_every_secret_reaches_the_log_filter() -> None:
+    settings = make(
+        facebook_page_token=SecretStr("fb-token-1"),
+        zalo_oa_secret_key=SecretStr("oa-key-2"),
+        facebook_verify_token=SecretStr("verify-3"),
+    )
+    assert {"fb-token-1", "oa-key-2", "verify-3"} <= set(settings.secret_values())

@@ -5,14 +5,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from connectors.sandbox import SANDBOX_PAGE_ID, SANDBOX_PAGE_TOKEN, Fault, SandboxState, create_app
+from connectors.sandbox import SANDBOX_PAGE_ID, SANDBOX_PAGE_TOKEN, Fault, SandboxState
 from connectors.sandbox.facebook_videos import finish_processing, sniff_container
+from tests.integration.sandbox.helpers import fb_error
 
 VIDEOS = f"/v26.0/{SANDBOX_PAGE_ID}/videos"
 LISTING = f"/v26.0/{SANDBOX_PAGE_ID}/published_posts"
@@ -28,24 +28,6 @@ def movie(major: bytes = b"isom", compatible: tuple[bytes, ...] = (b"isom", b"mp
     """A file that starts like an mp4 (or a mov with major brand "qt  ")."""
     ftyp = box(b"ftyp", major + struct.pack(">I", 0x200) + b"".join(compatible))
     return ftyp + box(b"mdat", b"\x00" * 256)
-
-
-@pytest.fixture
-def state() -> SandboxState:
-    return SandboxState()
-
-
-@pytest.fixture
-async def client(state: SandboxState) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(state))
-    async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as http:
-        yield http
-
-
-def fb_error(response: httpx.Response) -> dict[str, Any]:
-    error: dict[str, Any] = response.json()["error"]
-    assert {"message", "type", "code", "is_transient", "fbtrace_id"} <= error.keys()
-    return error
 
 
 async def upload(

@@ -8,7 +8,6 @@ import hmac
 import json
 import re
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +26,7 @@ from connectors.sandbox import (
     create_app,
 )
 from connectors.sandbox.server import SandboxServer
+from tests.integration.sandbox.helpers import fb_error
 
 FEED = f"/v26.0/{SANDBOX_PAGE_ID}/feed"
 PHOTOS = f"/v26.0/{SANDBOX_PAGE_ID}/photos"
@@ -35,24 +35,6 @@ AUTH = {"access_token": SANDBOX_PAGE_TOKEN}
 ZALO = {"access_token": SANDBOX_ZALO_ACCESS_TOKEN}
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 NOON_VN = datetime(2026, 11, 30, 5, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def state() -> SandboxState:
-    return SandboxState()
-
-
-@pytest.fixture
-async def client(state: SandboxState) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(state))
-    async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as http:
-        yield http
-
-
-def fb_error(response: httpx.Response) -> dict[str, Any]:
-    error: dict[str, Any] = response.json()["error"]
-    assert {"message", "type", "code", "is_transient", "fbtrace_id"} <= error.keys()
-    return error
 
 
 async def post_text(client: httpx.AsyncClient, text: str, **extra: str) -> httpx.Response:
