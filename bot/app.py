@@ -312,7 +312,9 @@ class App:
 
     def render(self, post: Post, channel: str) -> Rendering:
         """The text `channel` will carry for `post`."""
-        content = PostContent(post.kind, post.title, post.body, post.link, tuple(post.hashtags))
+        content = PostContent(
+            post.kind, post.title, post.body, post.link, tuple(post.hashtags), post.details
+        )
         return render(content, channel, self.identity)
 
     async def compose(self, claimed: Claimed) -> OutboundMessage:

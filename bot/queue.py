@@ -133,6 +133,7 @@ class PostQueue:
                     clusters=list(draft.clusters) if draft.clusters is not None else None,
                     source=draft.source,
                     source_key=draft.source_key,
+                    details=draft.details,
                     status=PostStatus.DRAFT,
                     scheduled_at=draft.scheduled_at,
                     author=actor,

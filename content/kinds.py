@@ -8,7 +8,7 @@ messages go straight to the officer.
 from __future__ import annotations
 
 import unicodedata
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Self
 from urllib.parse import urlparse
@@ -53,6 +53,7 @@ BODY_MAX = 20_000
 MAX_IMAGES = 10
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 IMAGE_FORMATS = {"JPEG", "MPO", "PNG"}  # MPO: a phone's JPEG with extra pictures
+CITATION_MAX = 300
 
 
 def nfc(text: str) -> str:
@@ -107,6 +108,22 @@ class PostDraft(BaseModel):
     clusters: tuple[str, ...] | None = None
     source: str = "manual"
     source_key: str | None = Field(default=None, max_length=255)
+    # A law explainer cites the law and article, says how current it is and links the text.
+    citation: str | None = None
+    as_of: date | None = None
+    # An event notice says when and where.
+    event_date: date | None = None
+    place: str | None = None
+
+    @field_validator("citation", "place")
+    @classmethod
+    def _short_text(cls, value: str | None) -> str | None:
+        value = nfc(value) if value is not None else None
+        if not value:
+            return None
+        if len(value) > CITATION_MAX:
+            raise ValueError(f"căn cứ hoặc địa điểm dài {len(value)} ký tự, tối đa {CITATION_MAX}")
+        return value
 
     @field_validator("kind")
     @classmethod
@@ -191,6 +208,18 @@ class PostDraft(BaseModel):
     def _kind_rules(self) -> Self:
         if self.kind == "infographic" and not self.images:
             raise ValueError("bài infographic cần ít nhất một ảnh (--image)")
+        if self.kind == "law":
+            if not self.citation:
+                raise ValueError(
+                    "bài giải đáp pháp luật cần căn cứ: luật và điều khoản "
+                    "(ví dụ «Điều 107 Bộ luật Lao động 2019»)"
+                )
+            if not self.link:
+                raise ValueError("bài giải đáp pháp luật cần liên kết tới văn bản gốc")
+            if self.as_of is None:
+                raise ValueError("bài giải đáp pháp luật cần ngày cập nhật thông tin")
+        if self.kind == "event" and self.event_date is None:
+            raise ValueError("bài thông báo sự kiện cần ngày diễn ra")
         if self.kind == "news" and not self.link:
             raise ValueError("bài loại «news» cần một liên kết (--link)")
         if self.kind == "video" and not (self.link or self.video):
@@ -207,6 +236,17 @@ class PostDraft(BaseModel):
     def media(self) -> list[str]:
         """The files stored with the post: its images, or its video."""
         return [str(p) for p in (*self.images, *((self.video,) if self.video else ()))]
+
+    @property
+    def details(self) -> dict[str, str]:
+        """The kind's own fields, as stored with the post (dates in ISO form)."""
+        values = {
+            "citation": self.citation,
+            "as_of": self.as_of.isoformat() if self.as_of else None,
+            "event_date": self.event_date.isoformat() if self.event_date else None,
+            "place": self.place,
+        }
+        return {key: value for key, value in values.items() if value}
 
     @property
     def plan_category(self) -> str:
@@ -226,6 +266,10 @@ FIELD_LABELS = {
     "scheduled_at": "thời điểm đăng",
     "channels": "kênh",
     "clusters": "cụm thi đua",
+    "citation": "căn cứ",
+    "as_of": "ngày cập nhật",
+    "event_date": "ngày diễn ra",
+    "place": "địa điểm",
 }
 
 

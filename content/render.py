@@ -7,7 +7,9 @@ always give the same text, which is what the delivery's fingerprint relies on.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from functools import cache
 from pathlib import Path
 
@@ -28,6 +30,8 @@ TEMPLATE_FOR = {
     "zalo_broadcast": "zalo_article.j2",
     "zalo_mention": "zalo_text.j2",
 }
+# Text messages cut short point here, to the full post.
+SHORTENED = {"zalo_group", "zalo_user", "zalo_mention"}
 # Zalo reads "[@id]" in a group message as a mention: text from people must not make one.
 MENTION = "[@"
 ESCAPED_MENTION = "[\u200b@"
@@ -51,6 +55,7 @@ class PostContent:
     body: str
     link: str | None = None
     hashtags: tuple[str, ...] = field(default_factory=tuple)
+    details: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,7 @@ class Rendering:
     channel: str
     title: str
     text: str
+    shortened: bool = False  # cut to fit, ending with a link to the full text
 
     @property
     def length(self) -> int:
@@ -72,6 +78,11 @@ class Rendering:
     @property
     def too_long(self) -> bool:
         return self.length > self.limit
+
+
+def _day(iso: str | None) -> str | None:
+    """ "2026-07-23" as the office writes it: "23/07/2026"."""
+    return date.fromisoformat(iso).strftime("%d/%m/%Y") if iso else None
 
 
 def _hashtag(tag: str) -> str:
@@ -93,19 +104,50 @@ def _environment() -> Environment:
 
 
 def render(post: PostContent, channel: str, identity: Identity) -> Rendering:
-    """The text `channel` will carry for `post`."""
+    """The text `channel` will carry for `post`.
+
+    A Zalo text message longer than its limit is cut at a word and ends with the post's
+    link to the full text; without a link it is returned whole and `too_long` says so.
+    """
+    text = _render(post, channel, identity, post.body, more=None)
+    if len(text) > LIMITS[channel] and channel in SHORTENED and post.link:
+        room = LIMITS[channel] - len(_render(post, channel, identity, "x", more=post.link)) + 1
+        text = _render(post, channel, identity, _cut(post.body, room), more=post.link)
+        return Rendering(channel=channel, title=post.title, text=text, shortened=True)
+    return Rendering(channel=channel, title=post.title, text=text)
+
+
+def _cut(text: str, room: int) -> str:
+    """`text` in at most `room` characters, ending at a word, with "…"."""
+    if room <= 1:
+        return ""
+    cut = text[: room - 1]
+    space = cut.rfind(" ")
+    if space > room // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.-–") + "…"
+
+
+def _render(
+    post: PostContent, channel: str, identity: Identity, body: str, *, more: str | None
+) -> str:
     template = _environment().get_template(TEMPLATE_FOR[channel])
     tags = tuple(dict.fromkeys((*post.hashtags, *identity.hashtags)))
-    title, body = post.title, post.body
+    title = post.title
+    extra = {key: post.details.get(key) for key in ("citation", "place")}
     if channel.startswith("zalo_"):
         title, body = (t.replace(MENTION, ESCAPED_MENTION) for t in (title, body))
+        extra = {k: v.replace(MENTION, ESCAPED_MENTION) if v else v for k, v in extra.items()}
     text = template.render(
         title=title,
         body=body,
         link=post.link,
+        more=more,
         signature=identity.signature.strip(),
         slogan=identity.slogan.strip(),
         hashtags=tags,
+        as_of=_day(post.details.get("as_of")),
+        event_date=_day(post.details.get("event_date")),
+        **extra,
     )
-    text = unicodedata.normalize("NFC", text).strip()
-    return Rendering(channel=channel, title=post.title, text=text)
+    return unicodedata.normalize("NFC", text).strip()

@@ -8,7 +8,7 @@ import re
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -119,6 +119,18 @@ def parse_when(text: str, tz: ZoneInfo) -> datetime:
     raise InputError(
         f"Thời điểm «{shown}» không đúng dạng; hãy viết như «2026-12-01 07:30» (giờ Việt Nam)."
     )
+
+
+def parse_day(text: str, label: str) -> date:
+    """An officer's date ("YYYY-MM-DD" or "DD/MM/YYYY"); `label` names the option."""
+    cleaned = text.strip()
+    for fmt in ("%Y-%m-%d", "%d/%m/%Y"):
+        try:
+            return datetime.strptime(cleaned, fmt).date()  # noqa: DTZ007 - a date, no time
+        except ValueError:
+            continue
+    shown = "".join(c for c in cleaned if c.isprintable())[:40]
+    raise InputError(f"Ngày «{shown}» ở {label} không đúng; hãy viết như «23/07/2026».")
 
 
 def plain(text: str | None) -> Text:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,8 @@ DEMO_POSTS: list[dict[str, Any]] = [
             "lương (Điều 98 Bộ luật Lao động 2019)."
         ),
         "link": LEGAL_SOURCE,
+        "citation": "Điều 98 Bộ luật Lao động 2019 (45/2019/QH14)",
+        "as_of": date(2026, 7, 23),
         "hashtags": ("PhapLuatLaoDong",),
     },
     {
@@ -35,6 +37,8 @@ DEMO_POSTS: list[dict[str, Any]] = [
         "body": (
             "Các cụm thi đua tổ chức sinh hoạt chuyên đề, tuyên dương cán bộ công đoàn tiêu biểu."
         ),
+        "event_date": date(2026, 7, 28),
+        "place": "Các công đoàn cơ sở trong huyện",
     },
     {
         "kind": "news",

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.cli.common import parse_when, split_list
+from bot.cli.common import parse_day, parse_when, split_list
 from bot.errors import InputError
 from bot.sheets import SheetRow, normalise_header, optional, read_rows, require
 from content.kinds import KINDS
@@ -25,6 +25,10 @@ COLUMNS = {
     "category": ("nhom", "nhom_noi_dung", "category"),
     "hashtags": ("hashtag", "hashtags"),
     "approve": ("duyet", "approve"),
+    "citation": ("can_cu", "citation"),
+    "as_of": ("cap_nhat_den", "as_of"),
+    "event_date": ("ngay_dien_ra", "event_date"),
+    "place": ("dia_diem", "place"),
 }
 LABELS = {
     "kind": "Loại",
@@ -38,6 +42,10 @@ LABELS = {
     "category": "Nhóm",
     "hashtags": "Hashtag",
     "approve": "Duyệt",
+    "citation": "Căn cứ",
+    "as_of": "Cập nhật đến",
+    "event_date": "Ngày diễn ra",
+    "place": "Địa điểm",
 }
 # The kind may be written as its code or its Vietnamese name.
 KIND_NAMES = {normalise_header(name): code for code, name in KINDS.items()} | {
@@ -70,6 +78,14 @@ def _images(row: SheetRow, folder: Path) -> tuple[Path, ...]:
     return tuple((folder / name) if not Path(name).is_absolute() else Path(name) for name in names)
 
 
+def _day(row: SheetRow, column: str) -> date | None:
+    raw = optional(row, COLUMNS[column])
+    try:
+        return parse_day(raw, f"cột «{LABELS[column]}»") if raw else None
+    except InputError as exc:
+        raise InputError(f"{row.where(LABELS[column])}: {exc.message}") from exc
+
+
 def row_fields(row: SheetRow, folder: Path, tz: ZoneInfo, now: datetime) -> dict[str, Any]:
     """The draft fields one row gives (not yet validated as a post)."""
     at = optional(row, COLUMNS["at"])
@@ -77,8 +93,14 @@ def row_fields(row: SheetRow, folder: Path, tz: ZoneInfo, now: datetime) -> dict
         when = parse_when(at, tz) if at else now
     except InputError as exc:
         raise InputError(f"{row.where(LABELS['at'])}: {exc.message}") from exc
+    kind = _kind(row)
+    as_of = _day(row, "as_of") or (now.astimezone(tz).date() if kind == "law" else None)
     return {
-        "kind": _kind(row),
+        "kind": kind,
+        "citation": optional(row, COLUMNS["citation"]),
+        "as_of": as_of,
+        "event_date": _day(row, "event_date"),
+        "place": optional(row, COLUMNS["place"]),
         "title": require(row, COLUMNS["title"], LABELS["title"]),
         "body": require(row, COLUMNS["body"], LABELS["body"]),
         "link": optional(row, COLUMNS["link"]),

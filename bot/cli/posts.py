@@ -13,6 +13,7 @@ from bot.cli.common import (
     local,
     opened_app,
     out,
+    parse_day,
     parse_when,
     plain,
     print_json,
@@ -87,7 +88,9 @@ async def check_targets(bot: Any, draft: Any) -> list[Any]:
             "CDBOT_PUBLIC_MEDIA_URL; bỏ kênh zalo_broadcast hoặc đặt địa chỉ đó.",
             field="Kênh",
         )
-    content = PostContent(draft.kind, draft.title, draft.body, draft.link, draft.hashtags)
+    content = PostContent(
+        draft.kind, draft.title, draft.body, draft.link, draft.hashtags, draft.details
+    )
     for channel in draft.channels:
         rendering = render(content, channel, bot.identity)
         if rendering.too_long:
@@ -95,7 +98,8 @@ async def check_targets(bot: Any, draft: Any) -> list[Any]:
 
             raise InputError(
                 f"Bài dài {rendering.length} ký tự khi gửi qua «{CHANNELS[channel]}», "
-                f"vượt giới hạn {rendering.limit} ký tự."
+                f"vượt giới hạn {rendering.limit} ký tự; hãy rút gọn, hoặc thêm liên kết "
+                "tới toàn văn (--link) để bot gửi bản tóm lược kèm liên kết."
             )
     return list(await bot.targets(draft.channels, draft.clusters))
 
@@ -117,6 +121,18 @@ def add(
         Path | None, typer.Option(help="Tệp video MP4/MOV (bài loại video; Facebook: ≤ 20 phút).")
     ] = None,
     link: Annotated[str | None, typer.Option(help="Liên kết chia sẻ hoặc nguồn.")] = None,
+    citation: Annotated[
+        str | None,
+        typer.Option(help='Bài «law»: căn cứ, ví dụ "Điều 107 Bộ luật Lao động 2019".'),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="Bài «law»: thông tin cập nhật đến ngày (dd/mm/yyyy); mặc định hôm nay."),
+    ] = None,
+    event_date: Annotated[
+        str | None, typer.Option(help="Bài «event»: ngày diễn ra (dd/mm/yyyy).")
+    ] = None,
+    place: Annotated[str | None, typer.Option(help="Bài «event»: địa điểm.")] = None,
     at: Annotated[
         str | None,
         typer.Option(help='Giờ đăng, dạng "2026-12-01 07:30" (giờ Việt Nam); bỏ trống là ngay.'),
@@ -142,6 +158,7 @@ def add(
     """Soạn một bài mới (bản nháp, hoặc duyệt luôn với --approve).
 
     Ví dụ: cdbot post add --kind law --title "Làm thêm giờ" --body-file bai.txt
+    --citation "Điều 107 Bộ luật Lao động 2019" --link https://vbpl.vn/...
     --at "2026-12-01 07:30" --clusters HCSN,GD --approve
     """
     if (body is None) == (body_file is None):
@@ -153,8 +170,13 @@ def add(
 
         async def work() -> Any:
             now = await bot.queue.now()
+            today = now.astimezone(tz).date()
             fields = {
                 "kind": kind,
+                "citation": citation,
+                "as_of": parse_day(as_of, "--as-of") if as_of else today if kind == "law" else None,
+                "event_date": parse_day(event_date, "--event-date") if event_date else None,
+                "place": place,
                 "title": title,
                 "body": body,
                 "link": link,
@@ -338,6 +360,59 @@ def show(
                 plain(note[:80]),
             )
         out.print(table)
+
+
+@app.command("preview")
+def preview(
+    post_id: Annotated[int, typer.Argument(help="Số bài.", metavar="SỐ_BÀI")],
+    as_json: Annotated[bool, typer.Option("--json", help="In dạng JSON.")] = False,
+) -> None:
+    """Xem trước bài trên từng kênh, kèm số ký tự và giới hạn của kênh.
+
+    Ví dụ: cdbot post preview 12
+    """
+    from content.kinds import CHANNELS
+
+    with opened_app() as bot:
+        post = run(bot, lambda: bot.queue.get(post_id))
+        renderings = [bot.render(post, channel) for channel in post.channels]
+        rows = [
+            {
+                "channel": r.channel,
+                "length": r.length,
+                "limit": r.limit,
+                "shortened": r.shortened,
+                "warnings": _warnings(r, post),
+                "text": r.text,
+            }
+            for r in renderings
+        ]
+        if as_json:
+            print_json({"id": post.id, "title": post.title, "channels": rows})
+            return
+        out.print(plain(f"#{post.id} {post.title}"), style="bold")
+        for row in rows:
+            name = CHANNELS.get(row["channel"], row["channel"])
+            heading = f"{name} · {row['length']}/{row['limit']} ký tự"
+            out.rule(heading, align="left")
+            out.print(plain(row["text"]))
+            for warning in row["warnings"]:
+                out.print(f"  ⚠ {warning}", style="yellow")
+
+
+def _warnings(rendering: Any, post: Any) -> list[str]:
+    """What the officer should know before approving, for one channel."""
+    notes = []
+    if rendering.too_long:
+        notes.append(f"Dài hơn giới hạn {rendering.limit} ký tự: kênh này sẽ từ chối bài.")
+    elif rendering.shortened:
+        notes.append("Bài dài: Zalo nhận bản rút gọn kèm liên kết tới toàn văn.")
+    if rendering.channel == "zalo_broadcast" and len(post.title) > ARTICLE_TITLE_MAX:
+        notes.append(f"Tiêu đề bài viết Zalo chỉ giữ {ARTICLE_TITLE_MAX} ký tự đầu.")
+    return notes
+
+
+ARTICLE_TITLE_MAX = 150
 
 
 @app.command("approve")

@@ -243,6 +243,9 @@ class Post(Base):
     clusters: Mapped[list[str] | None] = mapped_column(JSON)
     source: Mapped[str] = mapped_column(String(32), default="manual")
     source_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    # The kind's own fields: citation and as-of date of a law explainer, date and place of
+    # an event notice (see content.kinds.PostDraft.details).
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(16), default=PostStatus.DRAFT.value, index=True)
     scheduled_at: Mapped[datetime]
     author: Mapped[str | None] = mapped_column(String(255))

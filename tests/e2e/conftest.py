@@ -158,7 +158,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory, directory: Path) -> Templat
     bot = Cdbot(tmp_path_factory.mktemp("seeded"))
     copy_database(directory, bot.folder)
     when = typed(future(days=90, hour=8, minute=0))
-    post = ("post", "add", "--kind", "law", "--title", "Bài có sẵn", "--body", "Nội dung có sẵn.")
+    post = ("post", "add", "--kind", "story", "--title", "Bài có sẵn", "--body", "Nội dung có sẵn.")
     ok(bot(*post, "--at", when, "--approve"))
     return Template(bot.folder, bot.posts_text(), bot.clusters_text(), database_digest(bot.folder))
 

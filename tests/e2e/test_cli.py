@@ -20,7 +20,18 @@ from tests.e2e.conftest import (
     typed,
 )
 
-LAW = ("post", "add", "--kind", "law", "--title", "Làm thêm giờ")
+LAW = (
+    "post",
+    "add",
+    "--kind",
+    "law",
+    "--title",
+    "Làm thêm giờ",
+    "--citation",
+    "Điều 98 Bộ luật Lao động 2019",
+    "--link",
+    "https://vbpl.vn/blld",
+)
 BODY = ("--body", "Người lao động làm thêm giờ được trả ít nhất 150% lương (Điều 98).")
 
 
@@ -164,7 +175,7 @@ def test_blank_clusters_means_every_cluster(cdbot_clusters: Cdbot) -> None:
 def test_square_brackets_in_a_post_do_not_break_list_or_show(cdbot_clusters: Cdbot) -> None:
     """A title with «[/b]» and a body with «[/]» are shown as typed by `post list` and `show`."""
     post = cdbot_clusters.json(
-        *("post", "add", "--kind", "law", "--title", "Lương [/b] tối thiểu"),
+        *("post", "add", "--kind", "story", "--title", "Lương [/b] tối thiểu"),
         *("--body", "Xem [/] nhé", "--json"),
     )
     listed = cdbot_clusters("post", "list")
@@ -193,7 +204,7 @@ def test_square_brackets_in_a_cluster_name_do_not_break_the_list(
 def test_zalo_mention_in_title_is_shown(cdbot_clusters: Cdbot) -> None:
     """A title with the Zalo mention syntax «[@123]» and emoji shows as typed in `post list`."""
     post = cdbot_clusters.json(
-        "post", "add", "--kind", "law", "--title", "🎉 Họp [@123]", *BODY, "--json"
+        "post", "add", "--kind", "story", "--title", "🎉 Họp [@123]", *BODY, "--json"
     )
     assert post["title"] == "🎉 Họp [@123]"
     result = ok(cdbot_clusters("post", "list"))

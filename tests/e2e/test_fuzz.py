@@ -52,7 +52,7 @@ def test_random_text_is_stored_or_refused_cleanly(
     """Exit 0 stores the title as typed (NFC, trimmed); exit 2 explains and changes nothing."""
     folder = tmp_path_factory.mktemp("fuzz")
     copy_database(seeded.folder, folder)
-    args = ("post", "add", "--kind", "law", f"--title={title}", f"--body={body}", f"--at={at}")
+    args = ("post", "add", "--kind", "story", f"--title={title}", f"--body={body}", f"--at={at}")
     result = run_cdbot(folder, *args, "--json")
     assert result.returncode in (0, 2), (result.returncode, result.stderr)
     assert "Traceback" not in result.stdout + result.stderr

@@ -28,14 +28,14 @@ from tests.e2e.conftest import (
     typed,
 )
 
-HEADER = ("Loại", "Tiêu đề", "Nội dung", "Thời điểm", "Cụm", "Duyệt")
+HEADER = ("Loại", "Tiêu đề", "Nội dung", "Thời điểm", "Cụm", "Duyệt", "Ngày diễn ra")
 FIRST = future(days=40)
 SECOND = future(days=41, hour=19, minute=45)
 THIRD = future(days=42, hour=6, minute=5)
 
 # Row 2 is always good; row 3 is replaced by each bad variant.
 GOOD_ROWS: list[tuple[Any, ...]] = [
-    ("law", "Làm thêm giờ", "Được trả ít nhất 150% lương.", typed(FIRST), "HCSN", "có"),
+    ("story", "Làm thêm giờ", "Được trả ít nhất 150% lương.", typed(FIRST), "HCSN", "có"),
     (
         "Thông báo sự kiện",  # the kind's Vietnamese name is accepted too
         'Hội nghị "Người lao động", năm 2027',  # quotes and a comma, quoted by the CSV writer
@@ -43,15 +43,16 @@ GOOD_ROWS: list[tuple[Any, ...]] = [
         SECOND.strftime("%d/%m/%Y %H:%M"),
         "GD, DNNN",
         "",
+        SECOND.strftime("%d/%m/%Y"),  # an event notice says when the event is
     ),
     ("story", "Gương sáng 🌟 [@123]", "Chị Hoa vận động hiến máu.", typed(THIRD), "", "x"),
 ]
 BAD_ROW3 = {
     "kind": (("phóng sự", "T", "B", typed(FIRST), "", ""), ("Dòng 3", "cột «Loại»", "phóng sự")),
-    "title": (("law", "", "B", typed(FIRST), "", ""), ("Dòng 3", "cột «Tiêu đề»")),
-    "date": (("law", "T", "B", "31/02/2027 08:00", "", ""), ("Dòng 3", "cột «Thời điểm»")),
-    "cluster": (("law", "T", "B", typed(FIRST), "XYZ", ""), ("Dòng 3", "«XYZ»")),
-    "body": (("law", "T", "ạ" * 2500, typed(FIRST), "", ""), ("Dòng 3", "2000")),
+    "title": (("story", "", "B", typed(FIRST), "", ""), ("Dòng 3", "cột «Tiêu đề»")),
+    "date": (("story", "T", "B", "31/02/2027 08:00", "", ""), ("Dòng 3", "cột «Thời điểm»")),
+    "cluster": (("story", "T", "B", typed(FIRST), "XYZ", ""), ("Dòng 3", "«XYZ»")),
+    "body": (("story", "T", "ạ" * 2500, typed(FIRST), "", ""), ("Dòng 3", "2000")),
 }
 
 
@@ -86,9 +87,9 @@ EXCEL_TIMES = {
 def excel_cells(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
     """The same rows as Excel stores them: times as date cells, "có" as TRUE."""
     out = []
-    for kind, title, body, when, clusters, approve in rows:
+    for kind, title, body, when, clusters, approve, *event_day in rows:
         cell = EXCEL_TIMES[when].replace(tzinfo=None) if when in EXCEL_TIMES else when
-        out.append([kind, title, body, cell, clusters or None, bool(approve) or None])
+        out.append([kind, title, body, cell, clusters or None, bool(approve) or None, *event_day])
     return out
 
 
@@ -109,9 +110,9 @@ def make_inputs(folder: Path) -> Path:
         [("infographic", "T", "B", typed(FIRST), "", "khong-co.png")],
         header=("Loại", "Tiêu đề", "Nội dung", "Thời điểm", "Cụm", "Ảnh"),
     )
-    write_csv(folder / "approve-maybe.csv", [("law", "T", "B", typed(FIRST), "", "chắc vậy")])
+    write_csv(folder / "approve-maybe.csv", [("story", "T", "B", typed(FIRST), "", "chắc vậy")])
     write_csv(
-        folder / "twice-title.csv", [("law", "T", "B")], header=("Loại", "Tiêu đề", "Tieu de")
+        folder / "twice-title.csv", [("story", "T", "B")], header=("Loại", "Tiêu đề", "Tieu de")
     )
     # Cluster directory files: valid clusters renamed, and admins with one bad row.
     renamed = [
@@ -235,7 +236,7 @@ def _expected_posts() -> list[dict[str, Any]]:
     return [
         {
             "title": "Làm thêm giờ",
-            "kind": "law",
+            "kind": "story",
             "status": "approved",
             "scheduled_at": FIRST.isoformat(),
             "clusters": ["HCSN"],
@@ -293,7 +294,7 @@ def test_dry_run_checks_but_writes_nothing(cdbot_clusters: Cdbot, tmp_path: Path
 def test_xlsx_midnight_date_cell_imports(cdbot_clusters: Cdbot, tmp_path: Path) -> None:
     """A post scheduled at midnight in an Excel date cell imports at 00:00 Vietnam time."""
     midnight = future(days=50, hour=0, minute=0)
-    cells = [["law", "Nửa đêm", "B", midnight.replace(tzinfo=None), None, None]]
+    cells = [["story", "Nửa đêm", "B", midnight.replace(tzinfo=None), None, None]]
     path = write_xlsx(tmp_path / "nua-dem.xlsx", cells)
     result = cdbot_clusters("post", "import", path)
     assert result.returncode == 0, result.stderr

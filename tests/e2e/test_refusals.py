@@ -28,7 +28,7 @@ WHEN = typed(future(days=30))
 
 def add(*extra: str | Path) -> tuple[str | Path, ...]:
     """`post add` with everything right except what `extra` overrides or adds."""
-    return ("post", "add", "--kind", "law", "--title", "Làm thêm giờ", *extra)
+    return ("post", "add", "--kind", "story", "--title", "Làm thêm giờ", *extra)
 
 
 def add_with_body(*extra: str | Path) -> tuple[str | Path, ...]:
@@ -75,12 +75,12 @@ CASES = [
     ),
     Refusal(
         "body-over-zalo-text-limit",
-        lambda d: ("post", "add", "--kind", "law", "--title", "T", "--body", "ạ" * 2500),
+        lambda d: ("post", "add", "--kind", "story", "--title", "T", "--body", "ạ" * 2500),
         expect=("Zalo", "2000"),
     ),
     Refusal(
         "body-file-of-5-megabytes",
-        lambda d: ("post", "add", "--kind", "law", "--title", "T", "--body-file", d / "huge.txt"),
+        lambda d: ("post", "add", "--kind", "story", "--title", "T", "--body-file", d / "huge.txt"),
         expect=("20000",),
     ),
     Refusal("image-missing", lambda d: add_with_body("--image", d / "nope.png"), expect=("nope",)),

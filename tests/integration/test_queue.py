@@ -21,7 +21,7 @@ WORKER = "test-worker"
 
 def draft(**overrides: object) -> PostDraft:
     values: dict[str, object] = {
-        "kind": "law",
+        "kind": "story",
         "title": "Tiền lương làm thêm giờ",
         "body": "Người lao động làm thêm giờ được trả ít nhất 150% (Điều 98).",
         "scheduled_at": datetime.now(UTC) - timedelta(seconds=1),
