@@ -7,13 +7,21 @@ federations in 2025, so every name and slogan comes from this file.
 from __future__ import annotations
 
 import unicodedata
-from datetime import date
+from datetime import date, time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from bot.db.models import Channel
 from bot.errors import ConfigError
@@ -94,6 +102,71 @@ class LocalEvent(_Strict):
         return self
 
 
+def _clock_time(value: Any) -> Any:
+    """ "07:30" (or YAML's 450, its sexagesimal reading of 07:30) as a time of day."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = f"{value // 60:02d}:{value % 60:02d}"
+    if isinstance(value, str):
+        try:
+            hour, minute = (int(part) for part in value.strip().split(":"))
+            return time(hour, minute)
+        except ValueError:
+            raise ValueError(f"giờ «{value}» phải viết dạng 07:30") from None
+    return value
+
+
+ClockTime = Annotated[time, BeforeValidator(_clock_time)]
+DEFAULT_TIMES = {"law": time(7, 30), "event": time(7, 0)}
+CALENDAR_CATEGORIES = ("union", "political", "holiday", "campaign", "traditional", "local")
+
+
+class FeedSource(_Strict):
+    """An RSS or Atom feed read for the daily legal-policy update."""
+
+    name: Text
+    url: WebUrl
+    adapter: Literal["generic", "congbao"] = "generic"
+
+
+class Automation(_Strict):
+    """What the automatic jobs queue, where, and whether a person approves it first."""
+
+    # One item of the law library a day (content/data/law_library.yaml).
+    legal_update: bool = True
+    legal_update_approved: bool = True
+    # Notices ahead of each event of the calendar (content/data/events.yaml).
+    calendar: bool = True
+    # Categories whose notices go out without a person; the others wait as drafts.
+    calendar_approved: Annotated[list[str], AfterValidator(_unique)] = Field(
+        default_factory=lambda: ["holiday", "traditional"]
+    )
+    # Feeds whose matching items become drafts (never published without a person).
+    feeds: list[FeedSource] = Field(
+        default_factory=lambda: [
+            FeedSource(
+                name="Công báo Chính phủ: văn bản mới ban hành",
+                url="https://congbao.chinhphu.vn/cac-van-ban-moi-ban-hanh.rss",
+                adapter="congbao",
+            )
+        ]
+    )
+    feeds_time: ClockTime = time(6, 0)
+    # An infographic card is drawn as the image of automatic law and event posts.
+    cards: bool = True
+    channels: Annotated[
+        list[Channel], Field(min_length=1), AfterValidator(_unique), AfterValidator(_choosable)
+    ] = Field(default_factory=lambda: [Channel.FACEBOOK_PAGE, Channel.ZALO_GROUP])
+
+    @model_validator(mode="after")
+    def _known_categories(self) -> Automation:
+        wrong = [c for c in self.calendar_approved if c not in CALENDAR_CATEGORIES]
+        if wrong:
+            raise ValueError(
+                f"nhóm sự kiện «{wrong[0]}» không có; chọn: {', '.join(CALENDAR_CATEGORIES)}"
+            )
+        return self
+
+
 class Organisation(_Strict):
     """Who publishes: names, signature, slogans and hashtags appended to every post."""
 
@@ -112,6 +185,16 @@ class Organisation(_Strict):
         list[Channel], Field(min_length=1), AfterValidator(_unique), AfterValidator(_choosable)
     ] = Field(default_factory=Channel.choosable)
     local_events: list[LocalEvent] = Field(default_factory=list)
+    # When a post of each kind goes out by default (the automatic jobs use these).
+    default_times: dict[
+        Annotated[str, Field(pattern="^(infographic|law|event|news|story|video)$")], ClockTime
+    ] = Field(default_factory=dict)
+    automation: Automation = Field(default_factory=Automation)
+
+    def time_for(self, kind: str) -> time:
+        """The configured time of day for `kind`, else the built-in one, else 08:00."""
+        return self.default_times.get(kind) or DEFAULT_TIMES.get(kind, time(8, 0))
+
     # Who a Zalo broadcast reaches (gender, ages, cities as Zalo's comma-separated codes);
     # empty means every follower.
     broadcast_target: dict[

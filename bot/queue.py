@@ -653,6 +653,18 @@ class PostQueue:
             )
             return {str(status): int(n) for status, n in rows.all()}
 
+    async def known_sources(self, keys: Sequence[str]) -> set[str]:
+        """Which of `keys` already name a stored post (the automatic jobs' memory)."""
+        found: set[str] = set()
+        async with self._sessions() as session:
+            for start in range(0, len(keys), 500):
+                chunk = list(keys[start : start + 500])
+                rows = await session.scalars(
+                    select(Post.source_key).where(Post.source_key.in_(chunk))
+                )
+                found.update(key for key in rows if key)
+        return found
+
     async def now(self) -> datetime:
         """The database's clock."""
         async with self._sessions() as session:

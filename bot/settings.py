@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     sandbox_url: str | None = None
     org_file: Path = EXAMPLE_ORG_DIR / "organisation.yaml"
     media_cache_dir: Path = DEFAULT_DATA_DIR / "media"
+    cards_dir: Path = DEFAULT_DATA_DIR / "cards"  # infographics drawn by the automatic jobs
     log_level: str = "INFO"
 
     facebook_graph_url: str = "https://graph.facebook.com"

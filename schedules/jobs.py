@@ -16,10 +16,12 @@ from schedules.runonce import claim_run, finish_run
 log = logging.getLogger(__name__)
 
 
-def latest_fire(hour: int, tz: ZoneInfo, now: datetime | None = None) -> datetime:
-    """The most recent daily fire time at `hour` in `tz`, in UTC (the run-once key)."""
+def latest_fire(
+    hour: int, tz: ZoneInfo, now: datetime | None = None, *, minute: int = 0
+) -> datetime:
+    """The most recent daily fire time at `hour`:`minute` in `tz`, in UTC (the run-once key)."""
     local = (now or datetime.now(UTC)).astimezone(tz)
-    fire = datetime.combine(local.date(), time(hour), tz)
+    fire = datetime.combine(local.date(), time(hour, minute), tz)
     if fire > local:
         fire -= timedelta(days=1)
     return fire.astimezone(UTC)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -272,19 +273,40 @@ def _serve_webhooks(bot: Any, stop: asyncio.Event) -> None:
 
 
 async def _daily_jobs(bot: Any, clock: Any, connectors: Any, worker: str) -> None:
-    """The scheduler's recurring jobs; each also runs once at start-up for its last period."""
+    """The scheduler's recurring jobs; each also runs once at start-up for its last period.
+
+    The day is planned (event notices, the law item) just after midnight, so its posts
+    wait in the queue for their times; the feeds are read at the organisation's hour and
+    only give drafts.
+    """
     from apscheduler.triggers.cron import CronTrigger
 
+    from schedules.content import feed_drafts, plan_day
     from schedules.jobs import check_accounts, latest_fire
 
     tz = bot.settings.tz
+    feeds_at = bot.org.automation.feeds_time
 
     async def account_check() -> None:
         fire = latest_fire(ACCOUNT_CHECK_HOUR, tz)
         await check_accounts(bot.sessions, bot.queue, connectors, fire, worker)
 
+    async def plan_today() -> None:
+        await plan_day(bot, datetime.now(tz).date(), worker)
+
+    async def read_feeds() -> None:
+        if bot.org.automation.feeds:
+            now = datetime.now(UTC)
+            fire = latest_fire(feeds_at.hour, tz, now, minute=feeds_at.minute)
+            await feed_drafts(bot, now, fire, worker)
+
     clock.add_job(account_check, CronTrigger(hour=ACCOUNT_CHECK_HOUR, timezone=tz), "account-check")
+    clock.add_job(plan_today, CronTrigger(hour=0, minute=5, timezone=tz), "plan-day")
+    trigger = CronTrigger(hour=feeds_at.hour, minute=feeds_at.minute, timezone=tz)
+    clock.add_job(read_feeds, trigger, "feeds")
+    # Catch up at start-up; the feeds wait for their hour (items stay in a feed for days).
     await account_check()
+    await plan_today()
 
 
 def sandbox(
