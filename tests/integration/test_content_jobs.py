@@ -21,8 +21,8 @@ from bot.settings import Settings
 from content.calendar import load_events, notices_between
 from content.library import load_library
 from schedules.content import feed_drafts, plan_day
-from tests.integration.test_feeds_http import NOW, site  # noqa: F401 - the feed site fixture
-from tests.integration.test_feeds_http import FeedSite
+from tests.integration.test_feeds_http import NOW, FeedSite
+from tests.integration.test_feeds_http import site as site  # the feed site, as a fixture here
 
 EXAMPLE_ORG = Path(__file__).resolve().parents[2] / "content/data/example/organisation.yaml"
 START = date(2026, 8, 1)  # every library item is within its verify_by date until 31/12/2026
