@@ -17,7 +17,16 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/cdbot demo
 
-test: $(STAMP)
+# The console's browser tests drive Debian's Chromium; install it when it is missing.
+CHROMIUM ?= /usr/bin/chromium
+
+$(CHROMIUM):
+	@echo "Cài Chromium cho kiểm thử trình duyệt (gói chromium của Debian)…"
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get install -y -q chromium >/dev/null 2>&1 || \
+	{ $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium >/dev/null; }
+
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 check: $(STAMP)

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
 
     # Webhooks are served by `cdbot run` only when a port is given.
     webhook_host: str = "127.0.0.1"
+    # The web console: `cdbot web`, or inside `cdbot run` when a port is set.
+    web_host: str = "127.0.0.1"
+    web_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    web_https_only: bool = False  # set when the console is served behind HTTPS
     webhook_port: Annotated[int, Field(ge=1, le=65535)] | None = None
 
     # Dispatcher tuning.

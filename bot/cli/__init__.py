@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 import typer.rich_utils as rich_help
 
-from bot.cli import calendar, content, ops, posts, zalo
+from bot.cli import calendar, content, ops, posts, web, zalo
 
 for name, text in {
     "ARGUMENTS_PANEL_TITLE": "Tham số",
@@ -48,6 +48,8 @@ app.add_typer(zalo.app, name="zalo")
 app.add_typer(calendar.app, name="calendar")
 app.add_typer(content.feeds_app, name="feeds")
 app.command("plan")(content.plan)
+app.add_typer(web.user_app, name="user")
+app.command("web")(web.web)
 app.command("status")(ops.status)
 app.command("run")(ops.run_command)
 app.command("worker")(ops.worker)

@@ -242,6 +242,7 @@ def _serve(*, until_idle: bool, label: str) -> None:
                 if label == "run":
                     await _daily_jobs(bot, clock, connectors, dispatcher.worker)
                     _serve_webhooks(bot, stop)
+                    _serve_console(bot, stop)
                 out.print(f"Bắt đầu ({label}, {dispatcher.worker}); Ctrl-C để dừng.")
                 if bot.sandbox_server is not None:
                     out.print(f"Hộp cát: {bot.sandbox_url}/")
@@ -270,6 +271,17 @@ def _serve_webhooks(bot: Any, stop: asyncio.Event) -> None:
     out.print(
         f"Webhook: http://{s.webhook_host}:{s.webhook_port}/webhooks/zalo và /webhooks/facebook"
     )
+
+
+def _serve_console(bot: Any, stop: asyncio.Event) -> None:
+    """Serve the web console in this loop, until `stop`, when CDBOT_WEB_PORT is set."""
+    s = bot.settings
+    if s.web_port is None:
+        return
+    from bot.cli.web import serve_console
+
+    asyncio.get_running_loop().create_task(serve_console(bot, s.web_host, s.web_port, stop))
+    out.print(f"Bảng điều khiển: http://{s.web_host}:{s.web_port}/")
 
 
 async def _daily_jobs(bot: Any, clock: Any, connectors: Any, worker: str) -> None:

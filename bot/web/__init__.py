@@ -1,0 +1,1 @@
+"""The web console for the media officer (see bot.web.app)."""

@@ -1,0 +1,7 @@
+"""Console pages (filled in by later changes)."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+routes: list[BaseRoute] = []
