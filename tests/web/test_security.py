@@ -12,9 +12,9 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from bot.db.models import Post
+from bot.db.models import Post, Role
 from bot.web.app import SESSION_COOKIE
-from bot.web.auth import PERMISSIONS, Role
+from bot.web.auth import PERMISSIONS
 from tests.web.conftest import PASSWORD, ROLES, Client, csrf_of, sign_in
 
 OPEN = {"/login", "/logout", "/healthz"}  # reachable without signing in
