@@ -22,6 +22,7 @@ from bot.settings import Settings
 from connectors.sandbox import SANDBOX_PAGE_TOKEN, Fault, SandboxState
 from connectors.sandbox.server import SandboxServer
 from content.kinds import PostDraft
+from tests.clock import daytime_unless_set
 
 CLUSTERS = [
     ("C1", "Cụm Giáo dục", "aa11bb22cc33dd44ee55"),
@@ -61,7 +62,7 @@ async def bot(
         lease_seconds=30,
         facebook_min_gap_seconds=0,
     )
-    app = App(settings, clock=sandbox.now)
+    app = App(settings, clock=daytime_unless_set(sandbox))
     async with app.sessions.begin() as session:
         for code, name, group in CLUSTERS:
             session.add(Cluster(code=code, name=name, zalo_group_id=group))
@@ -375,7 +376,8 @@ async def test_two_workers_on_postgres_send_each_delivery_once(
                 sandbox_url=server.url,
                 poll_seconds=0.2,
                 zalo_concurrency=16,
-            )
+            ),
+            clock=daytime_unless_set(sandbox),
         )
 
     first, second = app(), app()
