@@ -25,6 +25,8 @@ from bot.errors import ConfigError
 from bot.queue import Claimed, PostQueue, Target, clusters_for
 from bot.settings import reveal
 from connectors.base import Connector, OutboundMessage, Rejected
+from content.kinds import DOCUMENT_CHANNELS
+from content.media import is_document
 from content.render import Identity, PostContent, Rendering, render
 
 if TYPE_CHECKING:
@@ -41,6 +43,8 @@ POST_CACHE = 512
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov"})
 SANDBOX_MEDIA_URL = "https://sandbox.invalid/media"
 WITH_MEDIA = frozenset({"facebook_page", "zalo_group", "zalo_user", "zalo_broadcast"})
+# Documents go as Zalo file messages; a Page post or a follower article cannot carry one.
+WITH_DOCUMENTS = frozenset(DOCUMENT_CHANNELS)
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,7 @@ class App:
     @asynccontextmanager
     async def connectors(self) -> AsyncIterator[dict[str, Connector]]:
         """Open a connector per account (starting the sandbox if one needs it)."""
+        from bot.uploads import DbUploadStore
         from connectors import sandbox as sb
         from connectors.facebook import FacebookPageConnector
         from connectors.zalo import ZaloOAConnector
@@ -170,7 +175,7 @@ class App:
                 server = SandboxServer(self._sandbox_state or await self._rehearsal_state())
                 self.sandbox_url = server.start()
                 self._sandbox_server = server
-                stack.callback(server.stop)
+                stack.callback(self._sandbox_stopped, server)
             for mode in modes.values():
                 if mode.sandbox:
                     log.warning(
@@ -183,7 +188,7 @@ class App:
                 graph_url=s.facebook_graph_url if fb_live else str(self.sandbox_url),
                 api_version=s.facebook_api_version,
                 page_id=self.page_id,
-                page_token=(reveal(s.facebook_page_token) or "")
+                page_token=(await self._facebook_page_token() or "")
                 if fb_live
                 else sb.SANDBOX_PAGE_TOKEN,
                 app_secret=reveal(s.facebook_app_secret) if fb_live else None,
@@ -206,6 +211,7 @@ class App:
                 requests_per_minute=s.zalo_requests_per_minute,
                 public_media_url=self.public_media_url,
                 clock=self.clock,
+                uploads=DbUploadStore(self.sessions),
                 timeout=s.http_timeout_seconds,
                 sandbox=not zalo_live,
             )
@@ -224,6 +230,24 @@ class App:
                 for admin in cluster.admins:
                     state.add_user(admin.zalo_user_id, admin.name)
         return state
+
+    def _sandbox_stopped(self, server: SandboxServer) -> None:
+        """Stop the sandbox `connectors()` started, and forget its address."""
+        server.stop()
+        self.sandbox_url = self.settings.sandbox_url
+        self._sandbox_server = None
+
+    async def _facebook_page_token(self) -> str | None:
+        """The Page token saved in the console (encrypted), else the one in the settings."""
+        from bot.db.models import Credential
+        from bot.secrets import Cipher
+
+        async with self.sessions() as session:
+            row = await session.get(Credential, "facebook")
+        key = reveal(self.settings.secret_key)
+        if row is not None and key:
+            return Cipher(key).decrypt(row.access_token)
+        return reveal(self.settings.facebook_page_token)
 
     async def _zalo_tokens(self, stack: AsyncExitStack) -> DbTokenStore:
         """The stored Zalo OA credential, refreshed once across every process (bot.credentials)."""
@@ -327,6 +351,10 @@ class App:
             self._posts[claimed.post_id] = post
         rendering = self.render(post, claimed.channel)
         media = [Path(p) for p in post.media] if claimed.channel in WITH_MEDIA else []
+        documents = tuple(p for p in media if is_document(p))
+        if claimed.channel not in WITH_DOCUMENTS:
+            documents = ()  # a Page post or a follower article carries no file
+        media = [p for p in media if not is_document(p)]
         videos = [p for p in media if p.suffix.lower() in VIDEO_SUFFIXES]
         images = tuple(self._fit(p, claimed.channel) for p in media if p not in videos)
         if claimed.channel != "facebook_page":
@@ -342,7 +370,15 @@ class App:
             link=post.link if claimed.channel == "facebook_page" and not media else None,
             images=() if videos else images,
             video=videos[0] if videos else None,
+            documents=documents,
+            resume_since=await self._resume_since(claimed) if documents else None,
         )
+
+    async def _resume_since(self, claimed: Claimed) -> datetime | None:
+        """For a message in parts tried before: when its first try began (see send)."""
+        if claimed.current_attempt_id is None:
+            return None
+        return await self.queue.first_attempt_started(claimed.id)
 
     def _fit(self, image: Path, channel: str) -> Path:
         """The image as the platform will take it (re-encoded into the cache when too big)."""
@@ -372,6 +408,7 @@ class App:
             backoff_cap=s.backoff_cap_seconds,
             poll_seconds=s.poll_seconds,
             settle_seconds=s.settle_seconds,
+            stop_grace_seconds=s.stop_grace_seconds,
             concurrency={"facebook": s.facebook_concurrency, "zalo": s.zalo_concurrency},
             window_fallback=s.zalo_window_fallback,
         )

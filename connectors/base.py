@@ -87,6 +87,11 @@ class OutboundMessage(BaseModel):
     link: str | None = None
     images: tuple[Path, ...] = ()
     video: Path | None = None
+    documents: tuple[Path, ...] = ()
+    """PDF/DOC/DOCX files sent after the text, each as a file message of its own (Zalo)."""
+    resume_since: datetime | None = None
+    """On a later attempt of a message in several parts: when the first attempt began.
+    Parts already on the platform since then are not sent again."""
     sent_fingerprint: str | None = None
     """When reconciling: the fingerprint recorded at send time (the text may render
     differently now, after an edit of the organisation's signature or a template)."""

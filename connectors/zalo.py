@@ -3,7 +3,9 @@
 Zalo answers application errors with HTTP 200 and a negative `error`; `check_response`
 maps them to the dispatcher's classes (table in tests/unit/test_zalo_errors.py). Zalo
 allows 4,000 requests a minute per app; we stay at 3,000 and stop for a minute when its
-X-RateLimit-Remain header runs low.
+X-RateLimit-Remain header runs low. A group or admin delivery with documents is sent as
+several messages and resumed part by part (connectors/zalo_parts.py); images and files
+are uploaded once per content and reused across processes (connectors/uploads.py).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,13 +28,15 @@ from connectors.base import (
     CannotTell,
     OutboundMessage,
     OutcomeUnknown,
+    PlatformError,
     Receipt,
     Rejected,
     Throttled,
     Unavailable,
-    fingerprint,
 )
 from connectors.tokens import TokenStore
+from connectors.uploads import Attachment, Attachments, UploadStore
+from connectors.zalo_parts import Part, PartKey, history_key, message_content, parts_of
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 ARTICLE_PROCESSING = -214
@@ -59,8 +63,9 @@ REJECTION_REASONS: Mapping[int, str] = {
 QUOTA_CODES = frozenset({-211, -218})
 NIGHT = -234
 CS_WINDOW = timedelta(days=7)
-# Zalo keeps an upload 7 days; reuse one for a day less, so it never expires mid-send.
-UPLOAD_REUSE = timedelta(days=6)
+# A reused upload Zalo answers with these was dropped (expired, or another sandbox's):
+# both are answered before anything is sent, so upload afresh and send once more.
+STALE_UPLOAD_CODES = frozenset({"-100", "-201"})
 QUOTA_RETRY_SECONDS = 6 * 3600
 # Zalo sends promotions and broadcasts from 06:00 to 21:59, Vietnam time.
 BROADCAST_FROM, BROADCAST_UNTIL = time(6, 0), time(22, 0)
@@ -163,14 +168,16 @@ class ZaloOAConnector:
         requests_per_minute: int = 3000,
         public_media_url: str | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        uploads: UploadStore | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.sandbox = sandbox
         self._target = dict(broadcast_target or {})
         self._media_url = public_media_url
         self._clock = clock
-        # (path, mtime, size) → (attachment id, uploaded at): one upload per file, per process.
-        self._uploads: dict[tuple[str, int, int], tuple[str, datetime]] = {}
+        # Sandbox uploads are remembered apart: the real Zalo never knows their ids.
+        upload_account = "zalo-sandbox" if sandbox else self.account
+        self._attachments = Attachments(upload_account, self._upload, uploads, clock)
         # A TokenStore can be asked for a new token when Zalo refuses one; a bare source cannot.
         self._store: TokenStore | None = None
         self._token: TokenSource
@@ -220,53 +227,96 @@ class ZaloOAConnector:
 
     async def send(self, message: OutboundMessage) -> Receipt:
         """Send to a cluster's group, to one admin, or as an article to all followers."""
-        if message.channel == "zalo_group":
-            content = await self._content(message.text, message.images)
-            data = await self._to_group(message.target_id, content)
-        elif message.channel == "zalo_mention":  # the text already begins with "[@user_id] "
+        if message.channel in ("zalo_group", "zalo_user"):
+            if message.channel == "zalo_user":
+                await self._check_window(message.target_id)
+            return await self._send_parts(message)
+        if message.channel == "zalo_mention":  # the text already begins with "[@user_id] "
             group_id = message.target_id.split("/", 1)[0]
-            data = await self._to_group(group_id, {"text": message.text})
-        elif message.channel == "zalo_user":
-            await self._check_window(message.target_id)
-            content = await self._content(message.text, message.images)
-            body = {"recipient": {"user_id": message.target_id}, "message": content}
-            data = await self._call("POST", "/v3.0/oa/message/cs", json_body=body)
+            body = {"recipient": {"group_id": group_id}, "message": {"text": message.text}}
+            data = await self._call("POST", "/v3.0/oa/group/message", json_body=body)
         elif message.channel == "zalo_broadcast":
             data = await self._broadcast(message)
         else:
             raise Rejected(f"Kênh {message.channel} không thuộc Zalo.")
         return Receipt(remote_id=str(data["message_id"]))
 
-    async def _to_group(self, group_id: str, content: dict[str, Any]) -> Any:
-        body = {"recipient": {"group_id": group_id}, "message": content}
-        return await self._call("POST", "/v3.0/oa/group/message", json_body=body)
+    async def _send_parts(self, message: OutboundMessage) -> Receipt:
+        """The text (with the first image), then each document as a file message.
 
-    async def _content(self, text: str, images: tuple[Path, ...]) -> dict[str, Any]:
-        """A text message, or the first image (Zalo takes one per message) with the text."""
-        if not images:
-            return {"text": text}
-        element = {"media_type": "image", "attachment_id": await self._upload(images[0])}
-        payload = {"template_type": "media", "elements": [element]}
-        return {"text": text, "attachment": {"type": "template", "payload": payload}}
-
-    async def _upload(self, path: Path) -> str:
-        """An attachment id for the image, reused while younger than UPLOAD_REUSE."""
+        Everything is uploaded before the first message, so a file Zalo refuses stops the
+        delivery with nothing sent. A failure after a part landed keeps its class (the
+        dispatcher retries, pauses or fails as usual); the next attempt carries
+        `resume_since`, reads the conversation back and sends only the missing parts.
+        """
+        parts = parts_of(message)
+        sent: dict[PartKey, str] = {}
+        if message.resume_since is not None and len(parts) > 1:
+            try:
+                sent = await self._find_parts(message, parts, message.resume_since)
+            except CannotTell as exc:
+                raise OutcomeUnknown(
+                    f"Không đọc lại được hội thoại để gửi tiếp phần còn thiếu: {exc.message}",
+                    code="resume",
+                ) from exc
+        todo = [part for part in parts if part.key not in sent]
+        write = self._writer(message)
         try:
-            stat = await asyncio.to_thread(path.stat)
-            key = (str(path), stat.st_mtime_ns, stat.st_size)
-            cached = self._uploads.get(key)
-            if cached is not None and self._clock() - cached[1] < UPLOAD_REUSE:
-                return cached[0]
-            data = await asyncio.to_thread(path.read_bytes)
-        except OSError as exc:
-            raise Rejected(f"Không đọc được tệp «{path.name}» để tải lên.", code="media") from exc
-        mime = "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
+            attachments = {p.key: await self._attach(p) for p in todo if p.path is not None}
+            for part in todo:
+                sent[part.key] = await self._write_part(part, attachments.get(part.key), write)
+        except PlatformError as exc:
+            if sent:
+                exc.args = (
+                    f"Đã gửi {len(sent)}/{len(parts)} phần (nội dung, tệp đính kèm); phần "
+                    f"còn thiếu chưa gửi, lần gửi sau chỉ gửi phần đó. {exc.message}",
+                )
+            raise
+        return Receipt(remote_id=sent[parts[0].key])
+
+    def _writer(self, message: OutboundMessage) -> Callable[[dict[str, Any]], Awaitable[Any]]:
+        """Posts one `message` body to the group or, as a CS message, to the user."""
+        if message.channel == "zalo_group":
+            path, recipient = "/v3.0/oa/group/message", {"group_id": message.target_id}
+        else:
+            path, recipient = "/v3.0/oa/message/cs", {"user_id": message.target_id}
+
+        async def write(content: dict[str, Any]) -> Any:
+            body = {"recipient": recipient, "message": content}
+            return await self._call("POST", path, json_body=body)
+
+        return write
+
+    async def _attach(self, part: Part, *, refused: str | None = None) -> Attachment:
+        assert part.path is not None
+        kind = "file" if part.document is not None else "image"
+        return await self._attachments.get(part.path, kind, refused=refused)
+
+    async def _write_part(
+        self,
+        part: Part,
+        attachment: Attachment | None,
+        write: Callable[[dict[str, Any]], Awaitable[Any]],
+    ) -> str:
+        """Send one part; a reused upload Zalo no longer knows is uploaded again, once."""
+        try:
+            data = await write(message_content(part, attachment))
+        except (Unavailable, Rejected) as exc:
+            if attachment is None or not attachment.reused or exc.code not in STALE_UPLOAD_CODES:
+                raise
+            await self._attachments.forget(attachment)
+            fresh = await self._attach(part, refused=attachment.remote_id)
+            data = await write(message_content(part, fresh))
+        return str(data["message_id"])
+
+    async def _upload(self, kind: str, name: str, data: bytes, mime: str) -> str:
+        """Upload an image (→ attachment_id) or a document (→ token) to Zalo."""
 
         async def attempt(token: str) -> Any:
             async with mapped_errors("POST"):
                 response = await self._client.post(
-                    "/v2.0/oa/upload/image",
-                    files={"file": (path.name, data, mime)},
+                    f"/v2.0/oa/upload/{kind}",
+                    files={"file": (name, data, mime or "application/octet-stream")},
                     headers={"access_token": token},
                 )
             return check_response(response.status_code, _json(response), write=True)
@@ -275,9 +325,9 @@ class ZaloOAConnector:
             result = await self._authorised(attempt)
         except OutcomeUnknown as exc:  # an unused upload harms nobody: upload again
             raise Unavailable(exc.message, code=exc.code) from exc
-        attachment_id = str(result["attachment_id"])
-        self._uploads[key] = (attachment_id, self._clock())
-        return attachment_id
+        except Rejected as exc:
+            raise Rejected(f"Zalo không nhận tệp «{name}»: {exc.message}", code=exc.code) from exc
+        return str(result["token" if kind == "file" else "attachment_id"])
 
     async def _check_window(self, user_id: str) -> None:
         """Ask Zalo before writing: outside the 7-day window the message would be refused."""
@@ -370,6 +420,8 @@ class ZaloOAConnector:
     async def find_sent(self, message: OutboundMessage, since: datetime) -> Receipt | None:
         """Page back through the group's or the user's conversation to `since`.
 
+        A message in several parts counts as sent only when every part is there; a partial
+        one is reported absent, and the resend (with `resume_since`) sends only the rest.
         A broadcast cannot be read back; nor can a conversation deeper than
         `HISTORY_PAGES` pages: both raise CannotTell rather than guess "absent".
         """
@@ -378,17 +430,32 @@ class ZaloOAConnector:
         if message.channel == "zalo_mention":
             group_id = message.target_id.split("/", 1)[0]
             message = message.model_copy(update={"channel": "zalo_group", "target_id": group_id})
-        wanted = message.fingerprint
+        parts = parts_of(message)
+        found = await self._find_parts(message, parts, since)
+        if all(part.key in found for part in parts):
+            return Receipt(remote_id=found[parts[0].key])
+        return None
+
+    async def _find_parts(
+        self, message: OutboundMessage, parts: Sequence[Part], since: datetime
+    ) -> dict[PartKey, str]:
+        """The message id of each part the OA sent since `since` (5 minutes' slack)."""
+        wanted = {part.key for part in parts}
+        found: dict[PartKey, str] = {}
         cutoff = (since - timedelta(minutes=5)).timestamp() * 1000
         for page in range(HISTORY_PAGES):
             history = await self._history(message, offset=page * HISTORY_PAGE_SIZE)
             for item in history:
                 sent_by_oa = item.get("src") in (0, "0")
-                if sent_by_oa and fingerprint(str(item.get("message", ""))) == wanted:
-                    return Receipt(remote_id=str(item.get("message_id")))
+                recent = int(item.get("time") or cutoff) >= cutoff
+                key = history_key(item)
+                if sent_by_oa and recent and key in wanted:
+                    found.setdefault(key, str(item.get("message_id")))
+            if wanted <= found.keys():
+                return found
             oldest = min((int(item.get("time") or 0) for item in history), default=0)
             if len(history) < HISTORY_PAGE_SIZE or oldest < cutoff:
-                return None
+                return found
         raise CannotTell("Hội thoại quá dài, không đọc lại được tới lúc gửi.")
 
     async def _history(self, message: OutboundMessage, *, offset: int) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ messages go straight to the officer.
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from datetime import date, datetime
 from pathlib import Path
@@ -24,7 +25,14 @@ from pydantic import (
     model_validator,
 )
 
-from content.media import check_video_for_facebook, probe_video
+from content.media import (
+    DOCUMENT_SUFFIXES,
+    MB,
+    ZALO_DOCUMENT_MAX,
+    check_video_for_facebook,
+    probe_video,
+    sniff_document,
+)
 
 KINDS: dict[str, str] = {
     "infographic": "Infographic",
@@ -54,6 +62,10 @@ MAX_IMAGES = 10
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 IMAGE_FORMATS = {"JPEG", "MPO", "PNG"}  # MPO: a phone's JPEG with extra pictures
 CITATION_MAX = 300
+MAX_DOCUMENTS = 3
+# Only these channels carry a document (as a Zalo file message); the others leave it out.
+DOCUMENT_CHANNELS = ("zalo_group", "zalo_user")
+DOCUMENT_NAMES = {".pdf": "PDF", ".doc": "Word (.doc)", ".docx": "Word (.docx)"}
 
 
 def nfc(text: str) -> str:
@@ -75,6 +87,31 @@ def check_image(path: Path) -> Path:
         raise ValueError(f"tệp «{path.name}» không phải ảnh đọc được") from exc
     if image_format not in IMAGE_FORMATS:
         raise ValueError(f"ảnh «{path.name}» phải là JPEG hoặc PNG (đang là {image_format})")
+    return path.resolve()
+
+
+def check_document(path: Path) -> Path:
+    """A PDF, DOC or DOCX up to 5 MB whose bytes match its suffix, or a Vietnamese ValueError."""
+    if not path.is_file():
+        raise ValueError(f"không tìm thấy tệp đính kèm «{path.name or path}»")
+    suffix = path.suffix.lower()
+    if suffix not in DOCUMENT_SUFFIXES:
+        raise ValueError(f"tệp đính kèm «{path.name}» phải là PDF, DOC hoặc DOCX")
+    size = path.stat().st_size
+    if size > ZALO_DOCUMENT_MAX:
+        megabytes = f"{math.ceil(size / MB * 10) / 10:.1f}".replace(".", ",")
+        raise ValueError(
+            f"tệp «{path.name}» nặng {megabytes} MB, Zalo chỉ nhận tệp đính kèm tới 5 MB"
+        )
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"không đọc được tệp đính kèm «{path.name}»") from exc
+    if sniff_document(data) != suffix.removeprefix("."):
+        raise ValueError(
+            f"tệp «{path.name}» không phải tệp {DOCUMENT_NAMES[suffix]} thật "
+            "(nội dung không khớp với đuôi tệp, hoặc tệp bị hỏng)"
+        )
     return path.resolve()
 
 
@@ -102,6 +139,8 @@ class PostDraft(BaseModel):
     link: Annotated[str | None, AfterValidator(_check_url)] = None
     images: tuple[Path, ...] = ()
     video: Path | None = None
+    # PDF/DOC/DOCX sent after the text to cluster groups and admins (Zalo file messages).
+    documents: tuple[Path, ...] = ()
     hashtags: tuple[str, ...] = ()
     scheduled_at: datetime
     channels: tuple[str, ...] = tuple(CHANNELS)
@@ -165,6 +204,20 @@ class PostDraft(BaseModel):
         if len(value) > MAX_IMAGES:
             raise ValueError(f"tối đa {MAX_IMAGES} ảnh mỗi bài")
         return tuple(check_image(path) for path in value)
+
+    @field_validator("documents")
+    @classmethod
+    def _documents(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
+        if len(value) > MAX_DOCUMENTS:
+            raise ValueError(f"tối đa {MAX_DOCUMENTS} tệp đính kèm mỗi bài")
+        checked = tuple(check_document(path) for path in value)
+        seen: set[str] = set()
+        for path in checked:
+            # The group shows files by name, and read-back tells them apart by it.
+            if nfc(path.name).casefold() in seen:
+                raise ValueError(f"hai tệp đính kèm cùng tên «{path.name}»; hãy đổi tên một tệp")
+            seen.add(nfc(path.name).casefold())
+        return checked
 
     @field_validator("video")
     @classmethod
@@ -230,12 +283,18 @@ class PostDraft(BaseModel):
             raise ValueError("bài video không kèm ảnh")
         if self.video is not None and "facebook_page" in self.channels:
             check_video_for_facebook(probe_video(self.video))
+        if self.documents and not set(DOCUMENT_CHANNELS) & set(self.channels):
+            raise ValueError(
+                "tệp đính kèm chỉ gửi được vào nhóm Zalo của cụm hoặc tới quản trị viên cụm; "
+                "hãy chọn thêm kênh zalo_group hoặc zalo_user"
+            )
         return self
 
     @property
     def media(self) -> list[str]:
-        """The files stored with the post: its images, or its video."""
-        return [str(p) for p in (*self.images, *((self.video,) if self.video else ()))]
+        """The files stored with the post: images or video, then documents (by suffix)."""
+        video = (self.video,) if self.video else ()
+        return [str(p) for p in (*self.images, *video, *self.documents)]
 
     @property
     def details(self) -> dict[str, str]:
@@ -262,6 +321,7 @@ FIELD_LABELS = {
     "category": "nhóm nội dung",
     "link": "liên kết",
     "images": "ảnh",
+    "documents": "tệp đính kèm",
     "hashtags": "hashtag",
     "scheduled_at": "thời điểm đăng",
     "channels": "kênh",

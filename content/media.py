@@ -1,4 +1,5 @@
-"""Media preparation before upload: images shrunk to the platforms' limits, videos probed.
+"""Media preparation before upload: images shrunk to the platforms' limits, videos probed,
+documents recognised by their bytes.
 
 Pure functions: no HTTP and no database. Re-encoded images land in a cache folder named
 by the source's sha256 and the limits, so preparing the same post again costs nothing.
@@ -11,6 +12,7 @@ import io
 import os
 import struct
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +62,13 @@ VIDEO_BRANDS = frozenset(
     }
 )
 MAX_BOXES = 10_000
+
+# Documents Zalo takes as file messages (upload/file): PDF, DOC, DOCX up to 5 MB.
+ZALO_DOCUMENT_MAX = 5 * MB
+DOCUMENT_SUFFIXES = frozenset({".pdf", ".doc", ".docx"})
+PDF_MAGIC = b"%PDF-"
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # the compound file of a Word 97-2003 .doc
+ZIP_MAGIC = b"PK\x03\x04"
 
 
 # --- images -------------------------------------------------------------------------------
@@ -226,6 +235,62 @@ def _store(cache_dir: Path, name: str, data: bytes) -> Path:
 
 def _megabytes(size: int) -> str:
     return f"{size / MB:.1f}".replace(".", ",").removesuffix(",0") + " MB"
+
+
+# --- documents ----------------------------------------------------------------------------
+
+
+def is_document(path: Path) -> bool:
+    """True for a stored media path that is a document (told apart by its suffix)."""
+    return path.suffix.lower() in DOCUMENT_SUFFIXES
+
+
+def sniff_document(data: bytes) -> str | None:
+    """The document type a file's bytes show: "pdf", "doc", "docx", or None.
+
+    A .docx is a ZIP holding `word/document.xml`; any other ZIP (a spreadsheet, an
+    archive) is not one.
+    """
+    if data.startswith(PDF_MAGIC):
+        return "pdf"
+    if data.startswith(OLE2_MAGIC):
+        return "doc"
+    if data.startswith(ZIP_MAGIC):
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                names = set(archive.namelist())
+        except (zipfile.BadZipFile, OSError, ValueError):
+            return None
+        return "docx" if "word/document.xml" in names else None
+    return None
+
+
+def write_sample_pdf(path: Path, title: str = "congdoan-bot") -> Path:
+    """A one-page PDF (ASCII `title` as its only text), for rehearsals and tests."""
+    text = title.encode("ascii", "replace").replace(b"(", b"[").replace(b")", b"]")
+    stream = b"BT /F1 24 Tf 72 720 Td (" + text + b") Tj ET"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+        b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    path.write_bytes(bytes(out))
+    return path
 
 
 # --- videos -------------------------------------------------------------------------------

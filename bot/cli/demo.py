@@ -39,6 +39,7 @@ DEMO_POSTS: list[dict[str, Any]] = [
         ),
         "event_date": date(2026, 7, 28),
         "place": "Các công đoàn cơ sở trong huyện",
+        "document": "Kế hoạch kỷ niệm 28-7.pdf",
     },
     {
         "kind": "news",
@@ -110,7 +111,7 @@ async def _demo(folder: Path, *, keep_open: bool) -> int:
     from bot.logs import setup_logging
     from bot.settings import Settings
     from connectors.sandbox import SandboxState
-    from content.media import write_sample_video
+    from content.media import write_sample_pdf, write_sample_video
     from schedules.clock import Clock
 
     setup_logging("WARNING")
@@ -157,6 +158,9 @@ async def _demo(folder: Path, *, keep_open: bool) -> int:
             ]
             if fields.pop("video", False):
                 fields["video"] = write_sample_video(folder / "atvsld.mp4")
+            if "document" in fields:  # a cluster group shows it as a file message
+                document = write_sample_pdf(folder / fields.pop("document"), "Ke hoach 28-7")
+                fields["documents"] = (document,)
             fields |= {
                 "images": tuple(images),
                 "scheduled_at": now + timedelta(seconds=2 + index),

@@ -19,6 +19,7 @@ COLUMNS = {
     "body": ("noi_dung", "body"),
     "link": ("lien_ket", "link"),
     "images": ("anh", "hinh_anh", "images"),
+    "documents": ("tep", "tep_dinh_kem", "documents"),
     "at": ("thoi_diem", "gio_dang", "thoi_diem_dang", "at"),
     "channels": ("kenh", "channels"),
     "clusters": ("cum", "cum_thi_dua", "clusters"),
@@ -36,6 +37,7 @@ LABELS = {
     "body": "Nội dung",
     "link": "Liên kết",
     "images": "Ảnh",
+    "documents": "Tệp",
     "at": "Thời điểm",
     "channels": "Kênh",
     "clusters": "Cụm",
@@ -72,8 +74,9 @@ def _approve(row: SheetRow) -> bool:
     raise InputError(f"{row.where(LABELS['approve'])}: hãy ghi «có» hoặc để trống.")
 
 
-def _images(row: SheetRow, folder: Path) -> tuple[Path, ...]:
-    raw = optional(row, COLUMNS["images"]) or ""
+def _files(row: SheetRow, folder: Path, column: str) -> tuple[Path, ...]:
+    """File names separated by «;» (or new lines), relative to the spreadsheet's folder."""
+    raw = optional(row, COLUMNS[column]) or ""
     names = [part.strip() for part in raw.replace("\n", ";").split(";") if part.strip()]
     return tuple((folder / name) if not Path(name).is_absolute() else Path(name) for name in names)
 
@@ -104,7 +107,8 @@ def row_fields(row: SheetRow, folder: Path, tz: ZoneInfo, now: datetime) -> dict
         "title": require(row, COLUMNS["title"], LABELS["title"]),
         "body": require(row, COLUMNS["body"], LABELS["body"]),
         "link": optional(row, COLUMNS["link"]),
-        "images": _images(row, folder),
+        "images": _files(row, folder, "images"),
+        "documents": _files(row, folder, "documents"),
         "scheduled_at": when,
         "channels": split_list(optional(row, COLUMNS["channels"])),
         "clusters": split_list(optional(row, COLUMNS["clusters"])),

@@ -120,6 +120,13 @@ def add(
     video: Annotated[
         Path | None, typer.Option(help="Tệp video MP4/MOV (bài loại video; Facebook: ≤ 20 phút).")
     ] = None,
+    document: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Tệp PDF/DOC/DOCX ≤ 5 MB gửi kèm vào nhóm Zalo và tới quản trị viên cụm "
+            "(lặp lại được, tối đa 3)."
+        ),
+    ] = None,
     link: Annotated[str | None, typer.Option(help="Liên kết chia sẻ hoặc nguồn.")] = None,
     citation: Annotated[
         str | None,
@@ -182,6 +189,7 @@ def add(
                 "link": link,
                 "images": tuple(image or ()),
                 "video": video,
+                "documents": tuple(document or ()),
                 "hashtags": tuple(hashtag or ()),
                 "scheduled_at": parse_when(at, tz) if at else now,
                 "channels": split_list(channels) or tuple(bot.org.default_channels),
@@ -224,8 +232,9 @@ def import_posts(
 ) -> None:
     """Nhập nhiều bài từ bảng tính. Một dòng sai là bỏ cả tệp, không ghi gì.
 
-    Cột: Loại, Tiêu đề, Nội dung, Liên kết, Ảnh (tên tệp cách nhau «;», tính từ thư mục
-    của bảng tính), Thời điểm ("2026-12-01 07:30"), Kênh, Cụm, Nhóm, Hashtag, Duyệt («có»).
+    Cột: Loại, Tiêu đề, Nội dung, Liên kết, Ảnh và Tệp (PDF/DOC/DOCX; tên tệp cách nhau
+    «;», tính từ thư mục của bảng tính), Thời điểm ("2026-12-01 07:30"), Kênh, Cụm, Nhóm,
+    Hashtag, Duyệt («có»).
     """
     from bot.cli.imports import read_post_rows, row_fields
 
@@ -383,6 +392,7 @@ def preview(
                 "limit": r.limit,
                 "shortened": r.shortened,
                 "warnings": _warnings(r, post),
+                "documents": _documents(r.channel, post),
                 "text": r.text,
             }
             for r in renderings
@@ -396,13 +406,30 @@ def preview(
             heading = f"{name} · {row['length']}/{row['limit']} ký tự"
             out.rule(heading, align="left")
             out.print(plain(row["text"]))
+            if row["documents"]:
+                out.print(plain("📎 Kèm tệp: " + ", ".join(row["documents"])))
             for warning in row["warnings"]:
                 out.print(f"  ⚠ {warning}", style="yellow")
+
+
+def _documents(channel: str, post: Any) -> list[str]:
+    """The names of the files `channel` carries (Zalo groups and admins only)."""
+    from content.kinds import DOCUMENT_CHANNELS
+
+    return _document_names(post) if channel in DOCUMENT_CHANNELS else []
+
+
+def _document_names(post: Any) -> list[str]:
+    from content.media import is_document
+
+    return [Path(m).name for m in post.media if is_document(Path(m))]
 
 
 def _warnings(rendering: Any, post: Any) -> list[str]:
     """What the officer should know before approving, for one channel."""
     notes = []
+    if _document_names(post) and not _documents(rendering.channel, post):
+        notes.append("Kênh này không kèm tệp; tệp chỉ gửi vào nhóm Zalo và tới quản trị viên cụm.")
     if rendering.too_long:
         notes.append(f"Dài hơn giới hạn {rendering.limit} ký tự: kênh này sẽ từ chối bài.")
     elif rendering.shortened:

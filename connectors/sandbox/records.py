@@ -121,6 +121,8 @@ class ZaloMessage:
     media_type: str | None = None
     media_url: str | None = None
     attachment_id: str | None = None
+    file_name: str | None = None
+    file_size: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form for the control API."""
@@ -131,6 +133,8 @@ class ZaloMessage:
             "media_type": self.media_type,
             "media_url": self.media_url,
             "attachment_id": self.attachment_id,
+            "file_name": self.file_name,
+            "file_size": self.file_size,
         }
 
 

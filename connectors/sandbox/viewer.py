@@ -37,6 +37,7 @@ font-size:.75rem;margin-right:4px}
 .bubble{background:#0068ff;color:#fff;border-radius:16px 16px 4px 16px;padding:8px 12px;
 margin:6px 0 6px auto;max-width:85%;width:fit-content;white-space:pre-wrap;overflow-wrap:anywhere}
 .bubble .meta{color:#dce6ff;display:block;text-align:right}
+.bubble .file{display:block;background:#fff;color:#1c1e21;border-radius:8px;padding:6px 10px}
 .empty{color:#65676b;font-style:italic;margin:4px}
 a{color:#1763cf}
 """
@@ -96,9 +97,20 @@ def _video(video: FbVideo) -> str:
     )
 
 
+def _size(size: int | None) -> str:
+    if size is None:
+        return ""
+    if size < 1024 * 1024:
+        return f" · {max(1, round(size / 1024))} KB"
+    return f" · {size / (1024 * 1024):.1f} MB".replace(".", ",")
+
+
 def _bubble(message: ZaloMessage) -> str:
     media = ""
-    if message.media_type:
+    if message.media_type == "file":
+        name = escape(message.file_name or "tệp")
+        media = f'<span class="file">📄 {name}{_size(message.file_size)}</span>'
+    elif message.media_type:
         source = message.media_url or message.attachment_id or ""
         media = f'<span class="meta">🖼 {escape(message.media_type)}: {escape(source)}</span>'
     return (

@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import BaseRoute, Route
 
 from connectors.sandbox.facebook import bare_status
-from connectors.sandbox.faults import Fault, apply_fault
+from connectors.sandbox.faults import CutConnection, Fault, apply_fault
 from connectors.sandbox.records import ZaloGroup, ZaloMessage
 from connectors.sandbox.state import (
     SANDBOX_ZALO_APP_ID,
@@ -150,7 +150,8 @@ class ZaloApi:
             response.headers["X-RateLimit-Limit"] = str(limit)
             response.headers["X-RateLimit-Remain"] = str(max(0, limit - used))
             outcome = f"fault:{fault.kind}" if fault else _outcome(response)
-            self.state.finish_request(entry, response.status_code, outcome)
+            status = None if isinstance(response, CutConnection) else response.status_code
+            self.state.finish_request(entry, status, outcome)
             return response
 
         return endpoint
@@ -176,6 +177,8 @@ class ZaloApi:
             raise ZaloError(-220)
 
     def _render(self, fault: Fault) -> Response:
+        if fault.kind in ("drop", "commit_then_reset"):
+            return CutConnection()
         if fault.kind == "http_status":
             return bare_status(fault.http_status)
         if fault.kind == "hang_no_commit":
@@ -274,11 +277,12 @@ class OaReads:
 
     def _history_item(self, message: ZaloMessage) -> dict[str, Any]:
         """One read-back entry; src 0 marks what the OA sent."""
+        kind = {None: "text", "file": "file"}.get(message.media_type, "photo")
         item: dict[str, Any] = {
             "src": 0,
             "time": epoch_ms(message.at),
             "sent_time": message.at.astimezone(VN).strftime("%H:%M:%S %d/%m/%Y"),
-            "type": "text" if message.media_type is None else "photo",
+            "type": kind,
             "message": message.text,
             "message_id": message.message_id,
             "from_id": SANDBOX_ZALO_OA_ID,
@@ -287,6 +291,9 @@ class OaReads:
         }
         if message.media_url:
             item["url"] = message.media_url
+        if message.file_name is not None:
+            # How Zalo lists a file here is not documented: the webhook's file fields.
+            item |= {"name": message.file_name, "size": message.file_size}
         return item
 
     async def groups_of_oa(self, request: Request) -> dict[str, Any]:

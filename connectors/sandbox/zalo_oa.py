@@ -25,6 +25,7 @@ ERROR_MESSAGES = {
     -214: "Article is being processed",
     -216: "Access token is invalid",
     -220: "access_token is expired or removed",
+    -100: "attachment_id was expired",
     -230: "User has not interacted with the OA in the past 7 days",
     -233: "message type is invalid or not support",
     -234: "This message cannot be sent at night (10:00PM - 6:00AM)",
@@ -87,17 +88,23 @@ def epoch_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def check_attachment(state: SandboxState, media: dict[str, str | None]) -> None:
-    """-100 for an uploaded attachment that expired, -201 for one never uploaded here."""
+def check_attachment(state: SandboxState, media: dict[str, str | None]) -> tuple[str, int] | None:
+    """A file's name and size, as the message shows them (None for other messages).
+
+    -100 for an upload that expired, -201 for one never uploaded here or of the wrong
+    kind (a file token where an image goes, or the other way round).
+    """
     remote_id = media.get("attachment_id")
     if not remote_id or media.get("media_type") == "sticker":
-        return
+        return None
     with state.lock:
         upload = state.zalo_uploads.get(remote_id)
-        if upload is None:
-            raise invalid("attachment_id")
+        is_file = media.get("media_type") == "file"
+        if upload is None or (upload.kind == "file") != is_file:
+            raise invalid("token" if is_file else "attachment_id")
         if state.now() - upload.uploaded_at > state.zalo_upload_ttl:
             raise ZaloError(-100)
+        return (str(upload.name), int(upload.size)) if is_file else None
 
 
 def parse_message(message: Any) -> tuple[str, dict[str, str | None]]:
@@ -147,8 +154,19 @@ class OaOperations:
     def __init__(self, state: SandboxState) -> None:
         self.state = state
 
-    def _message(self, text: str, media: dict[str, str | None]) -> ZaloMessage:
-        return ZaloMessage(secrets.token_hex(10), text, self.state.now(), **media)
+    def _message(
+        self, text: str, media: dict[str, str | None], file: tuple[str, int] | None
+    ) -> ZaloMessage:
+        return ZaloMessage(
+            secrets.token_hex(10),
+            text,
+            self.state.now(),
+            media_type=media["media_type"],
+            media_url=media["media_url"],
+            attachment_id=media["attachment_id"],
+            file_name=file[0] if file else None,
+            file_size=file[1] if file else None,
+        )
 
     async def group_message(self, request: Request) -> dict[str, Any]:
         """`POST /v3.0/oa/group/message`."""
@@ -158,16 +176,23 @@ class OaOperations:
         if not group_id:
             raise invalid("group_id")
         text, media = parse_message(body.get("message"))
-        check_attachment(self.state, media)
+        upload = check_attachment(self.state, media)
         with self.state.lock:
             group = self.state.known_group(group_id)
             if group is None:
                 raise ZaloError(-403)
             if group.status != "enabled":
                 raise ZaloError(-237)
-            message = self._message(text, media)
+            message = self._message(text, media, upload)
             group.messages.append(message)
-            self.state.record_message("zalo", "zalo_group", group_id, text, message.message_id)
+            self.state.record_message(
+                "zalo",
+                "zalo_group",
+                group_id,
+                text,
+                message.message_id,
+                file_name=message.file_name,
+            )
         return ok({"message_id": message.message_id, "group_id": group_id})
 
     async def cs_message(self, request: Request) -> dict[str, Any]:
@@ -178,14 +203,16 @@ class OaOperations:
         if not user_id:
             raise invalid("user_id")
         text, media = parse_message(body.get("message"))
-        check_attachment(self.state, media)
+        upload = check_attachment(self.state, media)
         with self.state.lock:
             user = self.state.known_user(user_id)
             if user is None or older_than(user.last_interaction, self.state.now(), 7):
                 raise ZaloError(-230)
-            message = self._message(text, media)
+            message = self._message(text, media, upload)
             user.messages.append(message)
-            self.state.record_message("zalo", "zalo_user", user_id, text, message.message_id)
+            self.state.record_message(
+                "zalo", "zalo_user", user_id, text, message.message_id, file_name=message.file_name
+            )
         quota = {"quota_type": "reply", "remain": "7", "total": "8"}
         return ok({"message_id": message.message_id, "user_id": user_id, "quota": quota})
 
