@@ -8,6 +8,7 @@ next due time, woken by the in-process clock (`schedules.clock`) or by finished 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -15,9 +16,11 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TypeVar
 
 from bot.backoff import full_jitter
+from bot.db.engine import UNREACHABLE
 from bot.db.models import DeliveryStatus as S
 from bot.queue import Claimed, PostQueue
 from connectors.base import (
@@ -58,6 +61,8 @@ class Policy:
     idle_horizon_seconds: float = 60.0
     window_fallback: bool = True
     """Name an admin outside Zalo's 7-day window in the cluster's group instead."""
+    stop_grace_seconds: float = 20.0
+    """On stop, how long sends already on the wire may take to finish."""
     concurrency: Mapping[str, int] = field(default_factory=lambda: {"facebook": 1, "zalo": 8})
 
 
@@ -87,6 +92,8 @@ WINDOW_CLOSED = frozenset({"-230", "-232"})
 # Content refusals worth one more try later (Facebook could not fetch a link's page).
 RETRY_ONCE_CODES = frozenset({"1609005"})
 RETRY_ONCE_SECONDS = 300.0
+# Waiting for an unreachable database: full jitter from 1 s, never more than this between tries.
+OUTAGE_RETRY_CAP = 5.0
 
 
 def judge(exc: PlatformError, attempt: int, policy: Policy, *, resent: bool = False) -> Verdict:
@@ -134,6 +141,8 @@ class Dispatcher:
         self.worker = worker or worker_name()
         self._inflight: dict[str, set[asyncio.Task[None]]] = {k: set() for k in self.connectors}
         self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._stopping = False
         self._last_sweep = float("-inf")
 
     @property
@@ -176,8 +185,11 @@ class Dispatcher:
 
         def done(finished: asyncio.Task[None]) -> None:
             self._inflight[account].discard(finished)
-            if not finished.cancelled() and finished.exception() is not None:
-                log.error("lỗi không lường trước khi gửi", exc_info=finished.exception())
+            exc = None if finished.cancelled() else finished.exception()
+            if isinstance(exc, UNREACHABLE):  # a lookup cut short: its lease runs out, it is redone
+                log.warning("mất kết nối cơ sở dữ liệu khi đối soát: %s", _first_line(exc))
+            elif exc is not None:
+                log.error("lỗi không lường trước khi gửi", exc_info=exc)
             self._wake.set()
 
         task.add_done_callback(done)
@@ -185,11 +197,30 @@ class Dispatcher:
     async def serve(
         self, stop: asyncio.Event, wake_at: WakeAt | None = None, *, until_idle: bool = False
     ) -> None:
-        """Run until `stop` is set (or, with `until_idle`, until nothing is due soon)."""
+        """Run until `stop` is set (or, with `until_idle`, until nothing is due soon), then drain.
+
+        An unreachable database is waited out, never a reason to stop.
+        """
+        self._stop = stop
+        outage = 0
         while not stop.is_set():
             self._wake.clear()
-            await self.step()
-            next_due, now = await self.queue.next_due_and_now()
+            try:
+                await self.step()
+                next_due, now = await self.queue.next_due_and_now()
+            except UNREACHABLE as exc:
+                outage += 1
+                delay = full_jitter(outage, base=1.0, cap=OUTAGE_RETRY_CAP)
+                log.error(
+                    "không kết nối được cơ sở dữ liệu (%s); thử lại sau %.1f giây",
+                    _first_line(exc),
+                    delay,
+                )
+                await _sleep_unless(stop, delay)
+                continue
+            if outage:
+                log.warning("đã kết nối lại cơ sở dữ liệu sau %d lần thử", outage)
+                outage = 0
             if until_idle and not self.busy and self._idle(now, next_due):
                 log.debug("nothing due before %s (next: %s): idle", now, next_due)
                 break
@@ -202,45 +233,71 @@ class Dispatcher:
             else:
                 timeout = max(0.0, (soonest - now).total_seconds())
             await _first_of(self._wake, stop, timeout)
-        await self.drain()
+        await self.drain(self.policy.stop_grace_seconds)
 
     def _idle(self, now: datetime, next_due: datetime | None) -> bool:
         horizon = now + timedelta(seconds=self.policy.idle_horizon_seconds)
         return next_due is None or next_due > horizon
 
-    async def drain(self) -> None:
-        """Wait for every delivery in flight to finish."""
-        tasks = [t for tasks in self._inflight.values() for t in tasks]
+    async def drain(self, grace: float | None = None) -> None:
+        """Stop: begin no new send, give sends on the wire `grace` seconds, hand back the rest.
+
+        A send still running after `grace` is cut short and becomes `in_doubt` (it may have
+        landed); a delivery claimed but not begun goes back to `pending` (`PostQueue.release`).
+        """
+        self._stopping = True
+        tasks = {t for tasks in self._inflight.values() for t in tasks}
         if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+            _finished, late = await asyncio.wait(tasks, timeout=grace)
+            if late:
+                log.warning("dừng: cắt %d lượt gửi chưa xong sau %s giây", len(late), grace)
+                for task in late:
+                    task.cancel()
+                await asyncio.gather(*late, return_exceptions=True)
+        try:
+            released = await self.queue.release(
+                self.worker, settle_seconds=self.policy.settle_seconds
+            )
+        except UNREACHABLE:
+            log.warning("dừng khi mất kết nối cơ sở dữ liệu: lượt đang giữ sẽ được trả khi hết hạn")
+            return
+        if released:
+            log.warning("dừng: trả lại %d lượt gửi chưa bắt đầu hoặc bị cắt", released)
 
     # ---- one delivery ---------------------------------------------------------------------
 
     async def _deliver(self, connector: Connector, claimed: Claimed) -> None:
         try:
-            message = await self.compose(claimed)
+            message = await _outlasting(partial(self.compose, claimed))
         except Exception as exc:  # bad media or our own bug: this delivery fails, others go on
             if not isinstance(exc, PlatformError):
                 log.exception("không dựng được nội dung cho lượt gửi #%d", claimed.id)
-            await self._fail_before_send(claimed, exc)
+            await _outlasting(partial(self._fail_before_send, claimed, exc))
             return
-        attempt = await self.queue.begin_attempt(
+        if self._stopping or self._stop.is_set():
+            return  # stopping: nothing new goes on the wire; drain hands the claim back
+        begin = partial(
+            self.queue.begin_attempt,
             claimed,
             worker=self.worker,
             fingerprint=message.fingerprint,
             lease_seconds=self.policy.lease_seconds,
         )
+        attempt = await _outlasting(begin)
         if attempt is None:
             return  # cancelled, or the lease went to another worker
         try:
             receipt = await self._within_lease(claimed.id, attempt, connector.send(message))
         except PlatformError as exc:
-            await self._record_error(connector, claimed, attempt, exc)
+            await _outlasting(partial(self._record_error, connector, claimed, attempt, exc))
         except Exception as exc:  # raised inside a connector: it may have sent
             log.exception("lỗi không lường trước khi gửi lượt #%d", claimed.id)
-            await self._end(claimed, attempt, S.IN_DOUBT, "crash", exc, self.policy.settle_seconds)
+            settle = self.policy.settle_seconds
+            await _outlasting(
+                partial(self._end, claimed, attempt, S.IN_DOUBT, "crash", exc, settle)
+            )
         else:
-            await self._sent(connector, claimed, attempt, receipt, "sent")
+            await _outlasting(partial(self._sent, connector, claimed, attempt, receipt, "sent"))
 
     async def _as_sent(self, claimed: Claimed) -> OutboundMessage:
         """The message to look for: matched on the fingerprint recorded when it was sent."""
@@ -263,7 +320,8 @@ class Dispatcher:
         async def renew() -> None:
             while True:
                 await asyncio.sleep(lease / 3)
-                await self.queue.extend_lease(delivery_id, attempt, lease_seconds=lease)
+                with contextlib.suppress(*UNREACHABLE):  # the deadline below still holds
+                    await self.queue.extend_lease(delivery_id, attempt, lease_seconds=lease)
 
         renewing = asyncio.ensure_future(renew())
         try:
@@ -370,6 +428,11 @@ class Dispatcher:
                 connector.account, seconds=None, needs_reauth=True, note=exc.message
             )
             await self._end(claimed, attempt, S.IN_DOUBT, "reconcile_later", exc)
+        except Throttled as exc:  # the account rests, as after a send; not a failed look
+            await self.queue.pause_account(
+                connector.account, seconds=exc.retry_after, needs_reauth=False, note=exc.message
+            )
+            await self._end(claimed, attempt, S.IN_DOUBT, "throttled", exc, exc.retry_after)
         except Exception as exc:  # could not look: look again later, a few times
             if claimed.reconcile_tries + 1 >= MAX_RECONCILE_TRIES:
                 await self._end(claimed, attempt, S.NEEDS_HUMAN, "cannot_look", exc)
@@ -399,6 +462,38 @@ class Dispatcher:
                     error_code="absent_after_resend",
                     error="Không thấy bài trên nền tảng kể cả sau khi gửi lại; cần người kiểm tra.",
                 )
+
+
+async def _outlasting(work: Callable[[], Awaitable[T]]) -> T:
+    """One database step of a delivery, retried through an outage instead of dropping it.
+
+    A send's outcome is known only in this process, so it is written late rather than never.
+    Late is still right: every write is guarded by the state it leaves and the attempt that
+    owns the row, so a delivery another worker has taken over meanwhile is left alone.
+    """
+    failures = 0
+    while True:
+        try:
+            return await work()
+        except UNREACHABLE as exc:
+            failures += 1
+            if failures == 1:
+                log.warning(
+                    "mất kết nối cơ sở dữ liệu giữa một lượt gửi (%s); chờ để làm tiếp",
+                    _first_line(exc),
+                )
+            await asyncio.sleep(full_jitter(failures, base=1.0, cap=OUTAGE_RETRY_CAP))
+
+
+def _first_line(exc: BaseException) -> str:
+    """The driver's reason for a database error, short enough for one log line."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return (text.splitlines() or [type(exc).__name__])[0][:200]
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
 
 
 async def _first_of(event: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from bot import yamlfile
 from bot.db.models import Channel
 from bot.errors import ConfigError
 
@@ -214,20 +215,18 @@ def load_organisation(path: Path) -> Organisation:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Không đọc được tệp cấu hình «{path.name}» (cần mã UTF-8).") from exc
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f" ở dòng {mark.line + 1}, cột {mark.column + 1}" if mark else ""
+        data = yamlfile.load(text, _UniqueKeyLoader)
+    except yaml.YAMLError as exc:
         if isinstance(exc, _DuplicateKey):
+            where = yamlfile.where(exc)
             raise ConfigError(
                 f"Tệp cấu hình «{path.name}» khai báo trường «{exc.key}» hai lần{where}."
             ) from exc
-        raise ConfigError(
-            f"Tệp cấu hình «{path.name}» sai cú pháp YAML{where}, hãy kiểm tra thụt lề, "
-            "dấu hai chấm và dấu ngoặc kép."
-        ) from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"Tệp cấu hình «{path.name}» sai cú pháp YAML.") from exc
+        problem = yamlfile.problem(exc) or (
+            f"sai cú pháp YAML{yamlfile.where(exc)}, hãy kiểm tra thụt lề, "
+            "dấu hai chấm và dấu ngoặc kép"
+        )
+        raise ConfigError(f"Tệp cấu hình «{path.name}» {problem}.") from exc
     if not isinstance(data, dict):
         raise ConfigError(
             f"Tệp cấu hình «{path.name}» phải gồm các dòng dạng «tên_trường: giá trị»."
@@ -295,7 +294,7 @@ class _DuplicateKey(yaml.MarkedYAMLError):
         self.key = key
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class _UniqueKeyLoader(yamlfile.StrictLoader):
     """A safe loader that refuses a key written twice, which PyYAML silently overwrites."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:

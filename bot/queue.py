@@ -436,6 +436,36 @@ class PostQueue:
             )
         return int(getattr(result, "rowcount", 0) or 0)
 
+    async def release(self, worker: str, *, settle_seconds: float) -> int:
+        """Hand back what a stopping worker still holds; returns how many rows moved.
+
+        Claimed but not begun → pending. A send cut short → in_doubt, looked up after
+        `settle_seconds` (it may have landed). An in_doubt row being reconciled is let go.
+        """
+        mine = Delivery.lease_owner == worker
+        unleased = {"lease_owner": None, "lease_expires_at": None}
+        async with self._sessions.begin() as session:
+            claimed = await session.execute(
+                update(Delivery)
+                .where(mine, Delivery.status == S.CLAIMED)
+                .values(status=S.PENDING, **unleased)
+            )
+            cut = await session.execute(
+                update(Delivery)
+                .where(mine, Delivery.status == S.SENDING)
+                .values(
+                    status=S.IN_DOUBT,
+                    next_attempt_at=db_now(settle_seconds),
+                    last_error="Bot dừng khi đang gửi; cần đối soát.",
+                    last_error_code="stopped",
+                    **unleased,
+                )
+            )
+            looked = await session.execute(
+                update(Delivery).where(mine, Delivery.status == S.IN_DOUBT).values(**unleased)
+            )
+        return sum(int(getattr(r, "rowcount", 0) or 0) for r in (claimed, cut, looked))
+
     async def claim_in_doubt(
         self, account: str, limit: int, *, worker: str, lease_seconds: float
     ) -> list[Claimed]:
@@ -533,6 +563,13 @@ class PostQueue:
         if started is None:
             raise LookupError(attempt_id)
         return started
+
+    async def first_attempt_started(self, delivery_id: int) -> datetime | None:
+        """When the delivery's first attempt began (a message in parts resumes from then)."""
+        async with self._sessions() as session:
+            return await session.scalar(
+                select(func.min(Attempt.started_at)).where(Attempt.delivery_id == delivery_id)
+            )
 
     async def post_of(self, post_id: int) -> Post:
         """The post a delivery belongs to (for rendering)."""

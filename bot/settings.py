@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     http_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
     poll_seconds: Annotated[float, Field(gt=0)] = 5.0
     settle_seconds: Annotated[float, Field(ge=0)] = 15.0
+    stop_grace_seconds: Annotated[float, Field(ge=0)] = 20.0
     facebook_concurrency: Annotated[int, Field(ge=1)] = 1
     facebook_min_gap_seconds: Annotated[float, Field(ge=0)] = 60.0
     zalo_concurrency: Annotated[int, Field(ge=1)] = 8

@@ -18,9 +18,8 @@ import io
 import re
 import unicodedata
 import warnings
-import zipfile
-from collections.abc import Iterable, Sequence
-from contextlib import closing
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -114,10 +113,11 @@ def read_rows(path: Path, sheet: str | None = None) -> list[SheetRow]:
         worksheet = workbook[_pick_sheet(path, list(workbook.sheetnames), sheet)]
         title = str(worksheet.title)
         # Closing the generator releases its handle on the archive even after an error.
-        with closing(worksheet.iter_rows(values_only=True)) as raw:
-            return _table(_excel_records(raw, path.name, title), path.name, title)
+        with _damaged_is_input_error(path), closing(worksheet.iter_rows(values_only=True)) as raw:
+            cells = list(raw)  # read (and parsed) here, so a damaged sheet fails here
     finally:
         workbook.close()
+    return _table(_excel_records(cells, path.name, title), path.name, title)
 
 
 def _kind(path: Path) -> str:
@@ -136,14 +136,25 @@ def _kind(path: Path) -> str:
 
 def _open_workbook(path: Path) -> Any:
     from openpyxl import load_workbook
-    from openpyxl.utils.exceptions import InvalidFileException
 
+    # Files saved by Excel often trigger harmless openpyxl warnings (styles, extensions).
+    # Read from memory: a load that fails half-way leaves no file handle open behind it.
+    data = io.BytesIO(path.read_bytes())
+    with _damaged_is_input_error(path), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_workbook(data, read_only=True, data_only=True)
+
+
+@contextmanager
+def _damaged_is_input_error(path: Path) -> Iterator[None]:
+    """openpyxl meets a damaged part of the file with whatever its parser raises.
+
+    Not only its own exceptions and a bad zip: an XML `ParseError`, a `TypeError` from a
+    mangled element, a `KeyError`… Any of them means the file cannot be read.
+    """
     try:
-        # Files saved by Excel often trigger harmless openpyxl warnings (styles, extensions).
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        yield
+    except Exception as exc:
         raise InputError(
             f"Không đọc được tệp «{path.name}», tệp bị hỏng hoặc không phải XLSX."
         ) from exc

@@ -49,6 +49,10 @@ DEFAULT_THROTTLE_SECONDS = 300
 # Usage headers: slow down above 80 %, stop above 95 % (Meta: "stop making API calls").
 SLOW_AT, SLOW_SECONDS = 80.0, 120.0
 PAUSE_AT, PAUSE_SECONDS = 95.0, 900.0
+# Read-back: 100 posts a page, at most 20 pages (far more than a Page posts between a send
+# and its look, at the minimum gap between posts).
+HISTORY_PAGE_SIZE = 100
+HISTORY_PAGES = 20
 VIDEO_READY = "ready"
 VIDEO_FAILED = frozenset({"error", "failed", "expired"})
 
@@ -332,17 +336,31 @@ class FacebookPageConnector:
         return result.get("permalink_url")
 
     async def find_sent(self, message: OutboundMessage, since: datetime) -> Receipt | None:
-        """Read the Page's recent posts and match the message by its text fingerprint."""
+        """Page back through the Page's posts to `since`; match the message by its fingerprint.
+
+        Posts come newest first; more than `HISTORY_PAGES` pages of them raise CannotTell
+        rather than guess "absent" (absent means sent again).
+        """
         params = {
             "fields": "id,message,created_time,permalink_url",
             "since": str(int((since - timedelta(minutes=5)).timestamp())),
-            "limit": "100",
+            "limit": str(HISTORY_PAGE_SIZE),
         }
-        result = await self._call("GET", f"{self._page_id}/published_posts", params=params)
         wanted = message.fingerprint
-        for post in result.get("data", []):
-            if fingerprint(str(post.get("message", ""))) == wanted:
-                return self._receipt(str(post["id"]), post.get("permalink_url"))
+        for _ in range(HISTORY_PAGES):
+            result = await self._call("GET", f"{self._page_id}/published_posts", params=params)
+            for post in result.get("data", []):
+                if fingerprint(str(post.get("message", ""))) == wanted:
+                    return self._receipt(str(post["id"]), post.get("permalink_url"))
+            paging = result.get("paging") or {}
+            after = (paging.get("cursors") or {}).get("after")
+            if not paging.get("next") or not after:
+                break
+            params["after"] = str(after)
+        else:
+            raise CannotTell(
+                "Trang có quá nhiều bài mới từ lúc gửi, không đọc lại được tới lúc đó."
+            )
         if message.video is not None:
             # A video still being processed is not among the published posts yet.
             raise CannotTell(

@@ -28,12 +28,12 @@ from jinja2 import (
     Environment,
     StrictUndefined,
     Template,
-    TemplateError,
     TemplateSyntaxError,
     UndefinedError,
 )
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from bot import yamlfile
 from bot.errors import ConfigError
 from content.lunar import to_solar
 
@@ -145,7 +145,7 @@ class Event(BaseModel):
         if self.calendar == "solar":
             try:
                 date(2024, self.month, self.day)  # a leap year: 29/2 means "leap years only"
-            except ValueError as exc:
+            except (ValueError, OverflowError) as exc:
                 raise ValueError(f"ngày {self.day}/{self.month} không có trong năm") from exc
         elif not (1 <= self.day <= 30 and 1 <= self.month <= 12):
             raise ValueError(
@@ -179,7 +179,7 @@ class Event(BaseModel):
                 "mẫu nội dung (template) dùng một biến không có; "
                 f"các biến dùng được: {', '.join(sample)}"
             ) from exc
-        except (TemplateError, TypeError) as exc:
+        except Exception as exc:  # the office's template runs here: 1/0, a bad filter…
             raise ValueError("mẫu nội dung (template) không hiển thị được") from exc
         return self
 
@@ -327,14 +327,14 @@ def _read_yaml(path: Path, what: str) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Không đọc được tệp {what} «{path.name}» (cần mã UTF-8).") from exc
     try:
-        return yaml.safe_load(text)
+        return yamlfile.load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" ở dòng {mark.line + 1}" if mark else ""
-        raise ConfigError(
-            f"Tệp {what} «{path.name}» sai cú pháp YAML{where}; "
-            "hãy kiểm tra thụt lề và dấu hai chấm."
-        ) from exc
+        problem = yamlfile.problem(exc) or (
+            f"sai cú pháp YAML{where}; hãy kiểm tra thụt lề và dấu hai chấm"
+        )
+        raise ConfigError(f"Tệp {what} «{path.name}» {problem}.") from exc
 
 
 def _reason(exc: ValidationError) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bot import yamlfile
 from bot.errors import ConfigError
 
 LIBRARY_FILE = Path(__file__).resolve().parent / "data" / "law_library.yaml"
@@ -84,14 +85,20 @@ class Library:
 def load_library(path: Path = LIBRARY_FILE) -> Library:
     """The library in `path`; a bad entry is skipped and named, the others load."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yamlfile.load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Không đọc được thư viện pháp luật «{path.name}».") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"Thư viện pháp luật «{path.name}» sai cú pháp YAML.") from exc
+        problem = yamlfile.problem(exc) or "sai cú pháp YAML"
+        raise ConfigError(f"Thư viện pháp luật «{path.name}» {problem}.") from exc
     if not isinstance(data, dict) or not isinstance(data.get("items"), list):
         raise ConfigError(f"Thư viện pháp luật «{path.name}» cần mục «items» là một danh sách.")
     defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise ConfigError(
+            f"Thư viện pháp luật «{path.name}»: mục «defaults» phải là một nhóm trường "
+            "«tên_trường: giá trị»."
+        )
     items: list[LawItem] = []
     problems: list[str] = []
     seen: set[str] = set()

@@ -232,9 +232,16 @@ def _serve(*, until_idle: bool, label: str) -> None:
 
         async def work() -> None:
             stop = asyncio.Event()
+            grace = bot.settings.stop_grace_seconds
+
+            def stopping() -> None:
+                if not stop.is_set():
+                    out.print(f"Đang dừng: chờ các lượt đang gửi xong (tối đa {grace:g} giây)…")
+                stop.set()
+
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
+                loop.add_signal_handler(sig, stopping)
             async with bot.connectors() as connectors:
                 dispatcher = bot.dispatcher(connectors)
                 clock = Clock(bot.settings.tz)

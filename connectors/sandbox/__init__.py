@@ -95,7 +95,9 @@ def _control_routes(state: SandboxState) -> list[BaseRoute]:
         state.push_fault(str(body["route"]), Fault.from_dict(body["fault"]))
 
     def random_faults(body: dict[str, Any]) -> None:
-        state.set_random_faults(str(body["route"]), body.get("rates") or {}, body.get("seed"))
+        state.set_random_faults(
+            str(body["route"]), body.get("rates") or {}, body.get("seed"), body.get("fields")
+        )
 
     def groups(body: dict[str, Any]) -> None:
         state.add_group(str(body["group_id"]), str(body["name"]), bool(body.get("enabled", True)))
@@ -137,8 +139,12 @@ def _control_routes(state: SandboxState) -> list[BaseRoute]:
     async def snapshot(request: Request) -> Response:
         return JSONResponse(state.snapshot())
 
+    async def messages(request: Request) -> Response:
+        return JSONResponse(state.messages())
+
     routes: list[BaseRoute] = [
         Route("/_sandbox/state", snapshot, methods=["GET"]),
+        Route("/_sandbox/messages", messages, methods=["GET"]),
         Route("/_sandbox/webhook", webhook_route(state), methods=["POST"]),
     ]
     routes += [

@@ -24,7 +24,14 @@ from connectors.sandbox.facebook_posts import (
     no_object,
 )
 from connectors.sandbox.facebook_videos import VIDEO_HEAD_BYTES, PageVideos, VideoSource
-from connectors.sandbox.faults import FB_RETRY_LATER, FB_REVOKED, FB_THROTTLED, Fault, apply_fault
+from connectors.sandbox.faults import (
+    FB_RETRY_LATER,
+    FB_REVOKED,
+    FB_THROTTLED,
+    CutConnection,
+    Fault,
+    apply_fault,
+)
 from connectors.sandbox.state import SandboxState
 
 VERSION_RE = re.compile(r"v\d+\.\d+")
@@ -90,7 +97,12 @@ class GraphApi:
             raise
         self._usage_headers(response, percent, request.path_params["version"])
         outcome = f"fault:{fault.kind}" if fault else _outcome(response)
-        self.state.finish_request(entry, response.status_code, outcome)
+        # A throttle answer says when the Page may call again; a test checks it waits.
+        wait: float | None = regain * 60.0 if regain and route is not None else None
+        if fault is not None and fault.kind == "throttle":
+            wait = fault.minutes * 60.0
+        status = None if isinstance(response, CutConnection) else response.status_code
+        self.state.finish_request(entry, status, outcome, regain_seconds=wait)
         return response
 
     @staticmethod
@@ -197,6 +209,8 @@ class GraphApi:
             )
 
     def _render(self, fault: Fault) -> Response:
+        if fault.kind in ("drop", "commit_then_reset"):
+            return CutConnection()
         if fault.kind in ("http_status", "hang_no_commit"):
             return bare_status(fault.http_status if fault.kind == "http_status" else 504)
         if fault.kind == "throttle":
@@ -214,12 +228,12 @@ class GraphApi:
             is_transient=fault.is_transient,
         )
 
-    def _throttled(self, minutes: int, status: int = 400) -> Response:
+    def _throttled(self, minutes: float, status: int = 400) -> Response:
         response = graph_error(80001, FB_THROTTLED, status=status, is_transient=True)
         response.headers["x-business-use-case-usage"] = self._buc(100, minutes)
         return response
 
-    def _buc(self, percent: int, minutes: int) -> str:
+    def _buc(self, percent: int, minutes: float) -> str:
         usage = {
             "type": "pages",
             "call_count": percent,

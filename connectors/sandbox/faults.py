@@ -1,4 +1,12 @@
-"""Scripted outcomes for sandbox requests and how they play out."""
+"""Scripted outcomes for sandbox requests and how they play out.
+
+Connection faults ("drop", "commit_then_reset") close the TCP connection without an
+answer. A server cannot refuse one request's connection, so "drop" is the nearest it
+gets to a connect error: nothing is done, and the client sees the connection closed
+before any answer (httpx: `RemoteProtocolError`), which it cannot tell from a reset after
+the request was acted on. A true refused connection (`httpx.ConnectError`) has to be
+injected in the client's transport.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +15,18 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal, TypeVar, cast, get_args
 
+import httpx
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
 FaultKind = Literal[
     "error",
     "http_status",
     "delay",
     "commit_then_error",
     "commit_then_hang",
+    "commit_then_reset",
+    "drop",
     "hang_no_commit",
     "throttle",
 ]
@@ -65,7 +79,9 @@ class Fault:
     `error_user_*` texts and `is_transient`; Zalo reads `code` (a positive code on a Zalo
     route becomes -200 "Send message failed") and `message`, always with HTTP 200.
     `seconds` is the sleep of "delay" (default 1) and of the hang kinds (default 3600);
-    `minutes` is Facebook's `estimated_time_to_regain_access` for "throttle".
+    `minutes` is Facebook's `estimated_time_to_regain_access` for "throttle" (Facebook
+    gives whole minutes; a fraction lets a test wait seconds). "drop" closes the
+    connection without acting or answering; "commit_then_reset" acts, then closes it.
     `when_duplicate` faults only fire on a post whose message equals the last post's.
     """
 
@@ -79,7 +95,7 @@ class Fault:
     error_user_msg: str | None = None
     is_transient: bool = False
     seconds: float | None = None
-    minutes: int = 5
+    minutes: float = 5
     times: int = 1
     when_duplicate: bool = False
 
@@ -155,7 +171,7 @@ class Fault:
         )
 
     @classmethod
-    def throttle(cls, minutes: int = 5, times: int = 1) -> Fault:
+    def throttle(cls, minutes: float = 5, times: int = 1) -> Fault:
         """Facebook 80001 with a regain time, or Zalo -32."""
         return cls("throttle", minutes=minutes, times=times)
 
@@ -191,15 +207,16 @@ async def apply_fault(
     """Run `action` (which returns a reply and whether it committed) under `fault`.
 
     `render` builds the reply for faults that answer instead of the action: "error",
-    "http_status", "throttle", "hang_no_commit" after its sleep and "commit_then_error"
-    after the commit. An action that did not commit answers normally.
+    "http_status", "throttle", "drop", "hang_no_commit" after its sleep, and
+    "commit_then_error" and "commit_then_reset" after the commit. An action that did not
+    commit answers normally.
     """
     if fault is None:
         return (await action())[0]
     if fault.kind == "hang_no_commit":
         await sleep(fault.wait_seconds)
         return render(fault)
-    if fault.kind in ("error", "http_status", "throttle"):
+    if fault.kind in ("error", "http_status", "throttle", "drop"):
         return render(fault)
     if fault.kind == "delay":
         await sleep(fault.wait_seconds)
@@ -207,18 +224,41 @@ async def apply_fault(
     reply, committed = await action()
     if not committed:
         return reply
-    if fault.kind == "commit_then_error":
+    if fault.kind in ("commit_then_error", "commit_then_reset"):
         return render(fault)
     await sleep(fault.wait_seconds)
     return reply
 
 
-def random_fault(kind: str) -> Fault:
-    """The fault a random draw of `kind` stands for."""
-    if kind == "error":
-        return Fault("error", code=2, http_status=500, message=FB_RETRY_LATER, is_transient=True)
-    if kind == "http_status":
-        return Fault("http_status", http_status=503)
-    if kind == "delay":
-        return Fault("delay", seconds=0.2)
-    return Fault(cast(FaultKind, kind))
+_RANDOM_DEFAULTS: dict[str, dict[str, Any]] = {
+    "error": {"code": 2, "http_status": 500, "message": FB_RETRY_LATER, "is_transient": True},
+    "http_status": {"http_status": 503},
+    "delay": {"seconds": 0.2},
+}
+
+
+def random_fault(kind: str, overrides: Mapping[str, Any] | None = None) -> Fault:
+    """The fault a random draw of `kind` stands for; `overrides` sets its fields."""
+    values = {**_RANDOM_DEFAULTS.get(kind, {}), **(overrides or {}), "kind": kind}
+    return Fault.from_dict(values)
+
+
+CUT_EXTENSION = "sandbox.cut"
+"""The ASGI scope extension (set by the server) that closes the request's connection."""
+
+
+class CutConnection(Response):
+    """No answer at all: the connection is closed instead (faults "drop", "commit_then_reset").
+
+    Served by uvicorn (see `server.with_cut`), the socket is closed. In process, without a
+    socket, it raises the error httpx raises for a real server that does this.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(status_code=0)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        cut = scope.get("extensions", {}).get(CUT_EXTENSION)
+        if cut is None:
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+        await cut()

@@ -2,25 +2,54 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 import threading
 import time
 from types import TracebackType
 
 import uvicorn
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from connectors.sandbox import create_app
+from connectors.sandbox.faults import CUT_EXTENSION
 from connectors.sandbox.state import SandboxState
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
 
 
+def with_cut(app: ASGIApp) -> ASGIApp:
+    """`app`, able to close a request's connection without answering (`CutConnection`).
+
+    uvicorn hands the app no socket; its `send` is a method of the request cycle, which
+    holds the transport. Without one, the extension is left out and the cut raises instead.
+    """
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        transport = getattr(getattr(send, "__self__", None), "transport", None)
+        if scope["type"] == "http" and isinstance(transport, asyncio.Transport):
+
+            async def cut() -> None:
+                transport.abort()
+                with contextlib.suppress(TimeoutError):  # wait for uvicorn to see it gone
+                    async with asyncio.timeout(1.0):
+                        while (await receive())["type"] != "http.disconnect":
+                            pass
+
+            extensions = {**scope.get("extensions", {}), CUT_EXTENSION: cut}
+            scope = {**scope, "extensions": extensions}
+        await app(scope, receive, send)
+
+    return wrapped
+
+
 def _config(
     state: SandboxState, log_level: str, host: str = "127.0.0.1", port: int = 0
 ) -> uvicorn.Config:
     return uvicorn.Config(
-        create_app(state),
+        with_cut(create_app(state)),
         host=host,
         port=port,
         log_level=log_level,

@@ -132,7 +132,9 @@ class SandboxState:
         self.requests: list[dict[str, Any]] = []
         self._message_log: list[dict[str, Any]] = []
         self._faults: dict[str, list[_QueuedFault]] = {}
-        self._random_faults: dict[str, tuple[dict[str, float], random.Random]] = {}
+        self._random_faults: dict[
+            str, tuple[dict[str, float], dict[str, dict[str, Any]], random.Random]
+        ] = {}
         self._fb_calls: deque[float] = deque()
         self._zalo_calls: deque[float] = deque()
         self._seq = itertools.count(1)
@@ -231,20 +233,28 @@ class SandboxState:
             self._faults.setdefault(route, []).append(_QueuedFault(fault, fault.times))
 
     def set_random_faults(
-        self, route: str, rates: Mapping[str, float], seed: int | None = None
+        self,
+        route: str,
+        rates: Mapping[str, float],
+        seed: int | None = None,
+        fields: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         """Inject fault kinds with the given probabilities when no scripted fault is queued.
 
+        `fields` sets, per kind, fields of the faults drawn (e.g. a throttle's `minutes`).
         An empty `rates` switches random faults off for `route`.
         """
         if route not in ROUTES:
             raise ValueError(f"unknown route {route!r}")
         bad = set(rates) - FAULT_KINDS
-        if bad or sum(rates.values()) > 1.0:
+        shapes = {kind: dict(values) for kind, values in (fields or {}).items()}
+        if bad or sum(rates.values()) > 1.0 or not set(shapes) <= set(rates):
             raise ValueError(f"bad random fault rates {dict(rates)!r}")
+        for kind, values in shapes.items():
+            random_fault(kind, values)  # reject unknown fields now, not mid-request
         with self.lock:
             if rates:
-                self._random_faults[route] = (dict(rates), random.Random(seed))
+                self._random_faults[route] = (dict(rates), shapes, random.Random(seed))
             else:
                 self._random_faults.pop(route, None)
 
@@ -268,11 +278,11 @@ class SandboxState:
                     return queued.fault
             for key in (route, "*"):
                 if key in self._random_faults:
-                    rates, rng = self._random_faults[key]
+                    rates, shapes, rng = self._random_faults[key]
                     draw = rng.random()
                     for kind, rate in rates.items():
                         if draw < rate:
-                            return random_fault(kind)
+                            return random_fault(kind, shapes.get(kind))
                         draw -= rate
         return None
 
@@ -294,11 +304,21 @@ class SandboxState:
             self.requests.append(entry)
         return entry
 
-    def finish_request(self, entry: dict[str, Any], status: int | None, outcome: str) -> None:
-        """Record how a logged request ended."""
+    def finish_request(
+        self,
+        entry: dict[str, Any],
+        status: int | None,
+        outcome: str,
+        *,
+        regain_seconds: float | None = None,
+    ) -> None:
+        """Record how a logged request ended; a throttle answer also says when access returns."""
         with self.lock:
             entry["status"] = status
             entry["outcome"] = outcome
+            entry["answered"] = time.monotonic()
+            if regain_seconds is not None:
+                entry["regain_seconds"] = regain_seconds
 
     def fb_usage(self) -> tuple[int, int]:
         """Count a Graph call; return (percent of the hourly budget used, minutes to regain)."""
@@ -332,8 +352,10 @@ class SandboxState:
         remote_id: str,
         *,
         video_id: str | None = None,
+        file_name: str | None = None,
     ) -> None:
-        """Note an accepted message for `messages()`; a video post also carries `video_id`."""
+        """Note an accepted message for `messages()`; a video post also carries `video_id`,
+        a Zalo file message `file` (the file's name)."""
         entry = {
             "platform": platform,
             "channel": channel,
@@ -344,6 +366,8 @@ class SandboxState:
         }
         if video_id is not None:
             entry["video_id"] = video_id
+        if file_name is not None:
+            entry["file"] = file_name
         with self.lock:
             self._message_log.append(entry)
 
@@ -371,6 +395,7 @@ class SandboxState:
                 "zalo_users": [u.to_dict() for u in self.zalo_users.values()],
                 "zalo_articles": [a.to_dict() for a in self.zalo_articles.values()],
                 "zalo_broadcasts": [b.to_dict() for b in self.zalo_broadcasts],
+                "zalo_uploads": [u.to_dict() for u in self.zalo_uploads.values()],
                 "request_count": len(self.requests),
                 "requests": requests,
             }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from connectors.base import (
     Throttled,
     Unavailable,
 )
-from connectors.facebook import FacebookPageConnector
+from connectors.facebook import HISTORY_PAGE_SIZE, HISTORY_PAGES, FacebookPageConnector
 from connectors.sandbox import (
     SANDBOX_PAGE_ID,
     SANDBOX_PAGE_TOKEN,
@@ -37,9 +37,11 @@ from connectors.sandbox import (
     SandboxState,
     create_app,
 )
+from connectors.sandbox.records import FbPost
 from connectors.sandbox.server import SandboxServer
 from connectors.zalo import ZaloOAConnector
 from content.media import write_sample_video
+from tests.clock import daytime_clock, daytime_unless_set
 
 BASE_URL = "http://sandbox"
 API_VERSION = "v26.0"  # bot.settings default
@@ -83,6 +85,7 @@ def build_zalo(
     transport: httpx.AsyncBaseTransport | None = None,
     token: str = SANDBOX_ZALO_ACCESS_TOKEN,
     timeout: float = 5.0,
+    clock: Callable[[], datetime] | None = None,
 ) -> ZaloOAConnector:
     """The Zalo connector with the arguments bot/app.py passes (and a short verify poll)."""
 
@@ -97,6 +100,7 @@ def build_zalo(
         sandbox=True,
         verify_poll_seconds=0.01,
         transport=transport,
+        clock=clock or daytime_clock(),
     )
 
 
@@ -142,8 +146,8 @@ def free_closed_port() -> int:
 
 @pytest.fixture
 def state() -> SandboxState:
-    """A fresh sandbox that checks appsecret_proof."""
-    return SandboxState(fb_app_secret=APP_SECRET)
+    """A fresh sandbox that checks appsecret_proof (night hours off; a test turns them on)."""
+    return SandboxState(fb_app_secret=APP_SECRET, enforce_night_hours=False)
 
 
 @pytest.fixture
@@ -159,8 +163,10 @@ async def fb(transport: httpx.ASGITransport) -> AsyncIterator[FacebookPageConnec
 
 
 @pytest.fixture
-async def zalo(transport: httpx.ASGITransport) -> AsyncIterator[ZaloOAConnector]:
-    connector = build_zalo(transport=transport)
+async def zalo(
+    transport: httpx.ASGITransport, state: SandboxState
+) -> AsyncIterator[ZaloOAConnector]:
+    connector = build_zalo(transport=transport, clock=daytime_unless_set(state))
     yield connector
     await connector.aclose()
 
@@ -293,6 +299,36 @@ async def test_fb_find_sent_ignores_posts_before_the_window(
     assert await fb.find_sent(fb_message("Bài cũ trùng nội dung"), NOON_VN) is None
     found = await fb.find_sent(fb_message("Bài mới trong cửa sổ"), NOON_VN)
     assert found is not None and found.remote_id == recent.remote_id
+
+
+async def test_fb_find_sent_pages_back_past_newer_posts(
+    fb: FacebookPageConnector, state: SandboxState
+):
+    """A post with 150 newer ones is found on the second page, not taken for absent.
+
+    At a few posts a second (the crash soak's pace), an uncertain send used to be looked up
+    only in the newest 100 posts, judged absent and sent again.
+    """
+    since = datetime.now(UTC)
+    sent = await fb.send(fb_message("Bài cần tìm lại"))
+    for n in range(150):
+        await fb.send(fb_message(f"Bài mới hơn số {n}"))
+    found = await fb.find_sent(fb_message("Bài cần tìm lại"), since)
+    assert found is not None and found.remote_id == sent.remote_id
+    assert await fb.find_sent(fb_message("Bài chưa từng đăng"), since) is None
+    reads = [r for r in state.requests if r["route"] == "fb.published_posts"]
+    assert len(reads) == 2 + 2  # two pages for each look
+
+
+async def test_fb_find_sent_cannot_tell_past_its_page_limit(
+    fb: FacebookPageConnector, state: SandboxState
+):
+    """With more posts since the send than it reads back, it says so instead of "absent"."""
+    since = datetime.now(UTC)
+    for n in range(HISTORY_PAGES * HISTORY_PAGE_SIZE + 1):
+        state.fb_posts.append(FbPost(f"p{n}", f"Bài {n}", None, state.now(), f"https://f/{n}"))
+    with pytest.raises(CannotTell):
+        await fb.find_sent(fb_message("Bài không có"), since)
 
 
 # ---- Facebook: errors through the wire -----------------------------------------------------

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import unicodedata
+import zipfile
 from datetime import date, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import Workbook
 
@@ -218,3 +220,49 @@ def test_empty_xlsx_sheet(tmp_path: Path) -> None:
 def test_csv_has_no_sheets(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="là CSV nên không có trang «Cụm»"):
         read_rows(write_csv(tmp_path / "a.csv", "a\n1\n"), sheet="Cụm")
+
+
+def _parts() -> dict[str, bytes]:
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.title = "Cụm"
+    for row in (["Mã cụm", "Tên cụm", "Số đoàn viên"], ["GD", "Khối Giáo dục", 120.0]):
+        sheet.append(row)
+    data = io.BytesIO()
+    workbook.save(data)
+    with zipfile.ZipFile(data) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+PARTS = _parts()
+DAMAGE = st.sampled_from([b"<", b"&", b'"', b"\xff", b'<c r="A1" t="s"><v>7</v></c>', b"<row>"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    part=st.sampled_from(sorted(PARTS)),
+    at=st.integers(0, 3000),
+    cut=st.integers(0, 20),
+    damage=DAMAGE | st.binary(max_size=12),
+)
+def test_damaged_xlsx_is_refused_with_a_sentence(
+    tmp_path_factory: pytest.TempPathFactory, part: str, at: int, cut: int, damage: bytes
+) -> None:
+    """A part of the archive damaged (XML cut, bytes inserted): rows, or one InputError.
+
+    openpyxl used to let its XML `ParseError` or a `TypeError` through.
+    """
+    data = PARTS[part]
+    at = min(at, len(data))
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as out:
+        for name, content in PARTS.items():
+            out.writestr(name, data[:at] + damage + data[at + cut :] if name == part else content)
+    path = tmp_path_factory.mktemp("hong") / "hong.xlsx"
+    path.write_bytes(archive.getvalue())
+    for read in (read_rows, sheet_names):
+        try:
+            read(path)
+        except InputError as error:
+            assert "hong.xlsx" in error.message
