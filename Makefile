@@ -23,8 +23,8 @@ CHROMIUM ?= /usr/bin/chromium
 $(CHROMIUM):
 	@echo "Cài Chromium cho kiểm thử trình duyệt (gói chromium của Debian)…"
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	$$SUDO apt-get install -y -q chromium >/dev/null 2>&1 || \
-	{ $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium >/dev/null; }
+	$$SUDO apt-get install -y -q chromium fonts-noto-color-emoji >/dev/null 2>&1 || \
+	{ $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium fonts-noto-color-emoji >/dev/null; }
 
 test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest

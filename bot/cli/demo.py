@@ -13,6 +13,8 @@ from bot.settings import EXAMPLE_ORG_DIR
 from connectors.zalo import BROADCAST_FROM, BROADCAST_UNTIL, VIETNAM
 
 DEMO_TIMEOUT_SECONDS = 120
+DEMO_CONSOLE_PORT = 8080
+DEMO_USER, DEMO_PASSWORD = "demo", "congdoan-demo"  # a throw-away database, for the demo only
 LEGAL_SOURCE = (
     "https://thuvienphapluat.vn/van-ban/Lao-dong-Tien-luong/Bo-Luat-lao-dong-2019-333670.aspx"
 )
@@ -182,9 +184,22 @@ async def _demo(folder: Path, *, keep_open: bool) -> int:
             await _progress(bot, serving, total)
             clock.shutdown()
             ok = await _report(bot, {c.code: c.name for c in clusters})
+            console = f"http://127.0.0.1:{DEMO_CONSOLE_PORT}/"
+            login = f"đăng nhập «{DEMO_USER}», mật khẩu «{DEMO_PASSWORD}»"
             if keep_open:
+                from bot.cli.web import serve_console
+                from bot.web.auth import Users
+
+                await Users(bot.sessions).add(
+                    DEMO_USER, DEMO_PASSWORD, "admin", display_name="Cán bộ demo", actor="demo"
+                )
+                out.print(f"Bảng điều khiển web: {console} ({login}).")
                 out.print(f"Hộp cát vẫn mở tại {bot.sandbox_url}/ — nhấn Ctrl-C để thoát.")
-                await _wait_forever()
+                await serve_console(bot, "127.0.0.1", DEMO_CONSOLE_PORT, asyncio.Event())
+            out.print(
+                f"Xem trên bảng điều khiển web: chạy «cdbot demo --keep-open» rồi mở {console} "
+                f"({login})."
+            )
         return 0 if ok else 1
     finally:
         await bot.aclose()
@@ -260,7 +275,3 @@ async def _report(bot: Any, names: dict[str, str]) -> bool:
         f"[bold]Kết quả: {statuses.count('sent')}/{len(statuses)} lượt gửi, {verdict}.[/bold]"
     )
     return all_sent
-
-
-async def _wait_forever() -> None:
-    await asyncio.Event().wait()

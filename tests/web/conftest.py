@@ -23,6 +23,16 @@ CSRF = re.compile(r'name="csrf-token" content="([^"]+)"')
 Client = Callable[[str], Awaitable[httpx.AsyncClient]]
 
 
+@pytest.fixture(autouse=True)
+def cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2 at its lowest cost: the tests sign in hundreds of times, nobody guesses here."""
+    from argon2 import PasswordHasher
+
+    monkeypatch.setattr(
+        "bot.web.auth._hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
+
+
 @pytest.fixture
 async def bot(database_url: str, tmp_path: object) -> AsyncIterator[App]:
     settings = Settings(_env_file=None, database_url=database_url, secret_key=None)

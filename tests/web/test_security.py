@@ -17,7 +17,7 @@ from bot.web.app import SESSION_COOKIE
 from bot.web.auth import PERMISSIONS
 from tests.web.conftest import PASSWORD, ROLES, Client, csrf_of, sign_in
 
-OPEN = {"/login", "/logout", "/healthz"}  # reachable without signing in
+OPEN = {"/login", "/logout", "/healthz", "/api/v1/openapi.json"}  # reachable without signing in
 
 
 def guarded_routes(console: Starlette) -> list[tuple[str, str, str]]:
