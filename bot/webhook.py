@@ -37,6 +37,8 @@ from bot.db.models import ClusterAdmin, PlatformEvent
 log = logging.getLogger(__name__)
 
 MAX_AGE = timedelta(minutes=10)
+# Meta retries a webhook it could not deliver for up to 36 hours; older is a replay.
+FACEBOOK_MAX_AGE = timedelta(hours=36)
 MAX_BODY = 256 * 1024
 # Events in which a user reaches out to the OA (the 7-day window opens).
 INTERACTIONS = ("user_send_", "follow", "user_submit_info", "user_click_chatnow")
@@ -100,8 +102,11 @@ def verify_zalo(
     return ZaloEvent(event_id, name, str(user) if user else None, moment, body)
 
 
-def verify_facebook(raw_body: bytes, signature: str | None, *, app_secret: str | None) -> None:
-    """Refused unless X-Hub-Signature-256 is the HMAC of the body with the app secret."""
+def verify_facebook(
+    raw_body: bytes, signature: str | None, *, app_secret: str | None, now: datetime | None = None
+) -> None:
+    """Refused unless X-Hub-Signature-256 is the HMAC of the body with the app secret,
+    and the entries are not all older than Meta's retry period (a replay)."""
     if not app_secret:
         raise Refused("webhook secret not configured")
     if not signature or not signature.startswith("sha256="):
@@ -109,6 +114,17 @@ def verify_facebook(raw_body: bytes, signature: str | None, *, app_secret: str |
     expected = hmac.new(app_secret.encode(), raw_body, hashlib.sha256).hexdigest()
     if not hmac.compare_digest(signature.removeprefix("sha256=").lower(), expected):
         raise Refused("bad signature")
+    try:
+        entries = json.loads(raw_body).get("entry") or []
+        times = [int(e["time"]) for e in entries if isinstance(e, dict) and "time" in e]
+    except (ValueError, AttributeError, TypeError):
+        return  # the body's shape is checked by the route
+    moment = now or datetime.now(UTC)
+    # Meta sends "time" in seconds (some products in milliseconds).
+    oldest_allowed = (moment - FACEBOOK_MAX_AGE).timestamp()
+    seconds = [t / 1000 if t > 10**11 else t for t in times]
+    if seconds and max(seconds) < oldest_allowed:
+        raise Refused("stale")
 
 
 async def _store(session: AsyncSession, platform: str, event: ZaloEvent) -> bool:
@@ -206,7 +222,10 @@ def create_webhook_app(
         raw = await request.body()
         try:
             verify_facebook(
-                raw, request.headers.get("x-hub-signature-256"), app_secret=facebook_app_secret
+                raw,
+                request.headers.get("x-hub-signature-256"),
+                app_secret=facebook_app_secret,
+                now=clock(),
             )
             payload = json.loads(raw)
         except (Refused, ValueError) as exc:

@@ -249,3 +249,40 @@ async def test_the_sandbox_signs_events_the_bot_accepts(engine: AsyncEngine) -> 
     async with sessions() as session:
         assert await session.scalar(select(ClusterAdmin.last_interaction_at)) is not None
     assert await count_events(engine) == 1
+
+
+async def test_a_hundred_forged_and_a_hundred_genuine_facebook_events(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    rng = random.Random(12)
+    now_s = int(datetime.now(UTC).timestamp())
+    genuine = forged = 0
+    for n in range(200):
+        payload = {"object": "page", "entry": [{"id": "1", "time": now_s - n, "changes": [n]}]}
+        raw = json.dumps(payload).encode()
+        signature = fb_signed(raw)
+        if n % 2:
+            trick = rng.choice(["tamper", "secret", "stale", "strip", "garbage"])
+            if trick == "tamper":
+                raw = raw.replace(b'"page"', b'"user"')
+            elif trick == "secret":
+                signature = fb_signed(raw, "guess")
+            elif trick == "stale":  # validly signed, but two days old: a replay
+                payload["entry"][0]["time"] = now_s - 2 * 86_400  # type: ignore[index]
+                raw = json.dumps(payload).encode()
+                signature = fb_signed(raw)
+            elif trick == "strip":
+                signature = ""
+            else:
+                signature = "sha256=" + "0" * 64
+            response = await client.post(
+                "/webhooks/facebook", content=raw, headers={"X-Hub-Signature-256": signature}
+            )
+            forged += response.status_code == 403
+        else:
+            response = await client.post(
+                "/webhooks/facebook", content=raw, headers={"X-Hub-Signature-256": signature}
+            )
+            genuine += response.status_code == 200
+    assert (genuine, forged) == (100, 100)
+    assert await count_events(engine) == 100
