@@ -6,7 +6,6 @@ federations in 2025, so every name and slogan comes from this file.
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -68,23 +67,13 @@ def _choosable(channels: list[Channel]) -> list[Channel]:
     return channels
 
 
-def _nfc(value: Any) -> Any:
-    if isinstance(value, str):
-        return unicodedata.normalize("NFC", value)
-    if isinstance(value, list):
-        return [_nfc(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _nfc(item) for key, item in value.items()}
-    return value
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
     @model_validator(mode="before")
     @classmethod
     def _normalise_text(cls, data: Any) -> Any:
-        return _nfc(data)
+        return yamlfile.nfc_tree(data)
 
 
 class LocalEvent(_Strict):

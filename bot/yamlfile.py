@@ -12,6 +12,7 @@ So `load` raises only `yaml.YAMLError`; `problem` words these refusals in Vietna
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import yaml
@@ -55,6 +56,17 @@ def load(text: str, loader: type[StrictLoader] = StrictLoader) -> Any:
         return yaml.load(text, Loader=loader)
     except RecursionError as exc:
         raise TooDeep("nested too deep") from exc
+
+
+def nfc_tree(value: Any) -> Any:
+    """Every string in a loaded document in Unicode NFC (as all stored text is)."""
+    if isinstance(value, str):
+        return unicodedata.normalize("NFC", value)
+    if isinstance(value, list):
+        return [nfc_tree(item) for item in value]
+    if isinstance(value, dict):
+        return {key: nfc_tree(item) for key, item in value.items()}
+    return value
 
 
 def where(exc: yaml.YAMLError) -> str:

@@ -65,16 +65,6 @@ Priority = Literal["top", "high", "medium", "low"]
 Milestone = Literal["tròn", "chẵn"]
 
 
-def _nfc(value: Any) -> Any:
-    if isinstance(value, str):
-        return unicodedata.normalize("NFC", value)
-    if isinstance(value, list):
-        return [_nfc(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _nfc(item) for key, item in value.items()}
-    return value
-
-
 def _is_emoji(char: str) -> bool:
     return ord(char) >= 0x1F000 or 0x2600 <= ord(char) <= 0x27BF
 
@@ -114,7 +104,7 @@ class Event(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _normalise_text(cls, data: Any) -> Any:
-        return _nfc(data)
+        return yamlfile.nfc_tree(data)
 
     @field_validator("id", mode="before")
     @classmethod
