@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, exists, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -33,6 +34,7 @@ from bot.db.models import (
 from bot.db.models import DeliveryStatus as S
 from bot.db.types import db_now
 from bot.errors import InputError
+from bot.texts import POST_STATUS
 from content.kinds import PostDraft
 
 LIVE = (S.PENDING, S.RETRY_WAIT, S.CLAIMED, S.SENDING, S.IN_DOUBT)
@@ -122,20 +124,10 @@ class PostQueue:
                 ):
                     raise InputError(f"Đã có bài với mã nguồn «{draft.source_key}».")
                 post = Post(
-                    kind=draft.kind,
-                    category=draft.plan_category,
-                    title=draft.title,
-                    body=draft.body,
-                    link=draft.link,
-                    hashtags=list(draft.hashtags),
-                    media=draft.media,
-                    channels=list(draft.channels),
-                    clusters=list(draft.clusters) if draft.clusters is not None else None,
+                    **_content(draft),
                     source=draft.source,
                     source_key=draft.source_key,
-                    details=draft.details,
                     status=PostStatus.DRAFT,
-                    scheduled_at=draft.scheduled_at,
                     author=actor,
                 )
                 session.add(post)
@@ -145,6 +137,83 @@ class PostQueue:
                     await self._approve_in(session, post, approve_for, actor)
                 posts.append(post)
         return posts
+
+    async def update_draft(self, post_id: int, draft: PostDraft, *, actor: str) -> list[str]:
+        """Replace a draft's content; the media paths it no longer uses.
+
+        Guarded by `status = 'draft'`: an approval that lands first wins.
+        """
+        async with self._sessions.begin() as session:
+            before = await session.scalar(select(Post.media).where(Post.id == post_id))
+            result = await session.execute(
+                update(Post)
+                .where(Post.id == post_id, Post.status == PostStatus.DRAFT)
+                .values(**_content(draft))
+            )
+            if not getattr(result, "rowcount", 0):
+                raise InputError(f"Bài #{post_id} không còn là bản nháp nên không sửa được nữa.")
+            session.add(AuditEntry(actor=actor, action="post.edit", post_id=post_id))
+        return [m for m in before or [] if m not in draft.media]
+
+    async def reject(self, post_id: int, reason: str, *, actor: str) -> None:
+        """Cancel a draft and record why, for the person who wrote it."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(Post)
+                .where(Post.id == post_id, Post.status == PostStatus.DRAFT)
+                .values(status=PostStatus.CANCELLED)
+            )
+            if not getattr(result, "rowcount", 0):
+                raise InputError(f"Bài #{post_id} không còn là bản nháp; hãy dùng «Huỷ bài».")
+            session.add(
+                AuditEntry(
+                    actor=actor, action="post.reject", post_id=post_id, detail={"reason": reason}
+                )
+            )
+
+    async def reschedule(
+        self, post_id: int, day: date, clock: time | None, tz: ZoneInfo, *, actor: str
+    ) -> tuple[datetime, datetime]:
+        """Move a post that has not started sending to `day` (keeping its time unless `clock`).
+
+        The post's `scheduled_at` and every delivery's `next_attempt_at` move together, or
+        nothing moves: only drafts and approved posts whose deliveries are all untried
+        `pending` rows, so a post is never split across two days. Returns (before, after).
+        """
+        async with self._sessions.begin() as session:
+            post = await session.scalar(select(Post).where(Post.id == post_id).with_for_update())
+            if post is None:
+                raise InputError(f"Không có bài #{post_id}.")
+            if post.status not in (PostStatus.DRAFT, PostStatus.APPROVED):
+                status = POST_STATUS.get(post.status, post.status).lower()
+                raise InputError(f"Bài #{post_id} {status}, không dời lịch được.")
+            before = post.scheduled_at
+            after = datetime.combine(day, clock or before.astimezone(tz).time(), tzinfo=tz)
+            now = await session.scalar(select(db_now()))
+            if now is not None and after <= now:
+                today = now.astimezone(tz).date()
+                raise InputError(
+                    f"Ngày {day:%d/%m/%Y} đã qua; hãy chọn hôm nay hoặc một ngày sau."
+                    if day < today
+                    else f"{after:%H:%M} hôm nay đã qua; hãy chọn giờ muộn hơn hoặc ngày khác."
+                )
+            total = await session.scalar(
+                select(func.count()).select_from(Delivery).where(Delivery.post_id == post_id)
+            )
+            moved = await session.execute(
+                update(Delivery)
+                .where(Delivery.post_id == post_id, Delivery.status == S.PENDING)
+                .where(Delivery.attempts == 0)
+                .values(next_attempt_at=after)
+            )
+            if int(getattr(moved, "rowcount", 0) or 0) != int(total or 0):
+                raise InputError(f"Bài #{post_id} đã bắt đầu gửi nên không dời lịch được.")
+            post.scheduled_at = after
+            detail = {"from": before.isoformat(), "to": after.astimezone(tz).isoformat()}
+            session.add(
+                AuditEntry(actor=actor, action="post.reschedule", post_id=post_id, detail=detail)
+            )
+        return before, after
 
     async def approve(
         self, post_id: int, targets: Sequence[Target], *, actor: str
@@ -731,3 +800,20 @@ async def clusters_for(session: AsyncSession, codes: Sequence[str] | None) -> li
     if codes is not None:
         query = query.where(Cluster.code.in_(list(codes)))
     return list(await session.scalars(query))
+
+
+def _content(draft: PostDraft) -> dict[str, Any]:
+    """A post's columns that come from the officer's draft (on add and on edit)."""
+    return {
+        "kind": draft.kind,
+        "category": draft.plan_category,
+        "title": draft.title,
+        "body": draft.body,
+        "link": draft.link,
+        "hashtags": list(draft.hashtags),
+        "media": draft.media,
+        "channels": list(draft.channels),
+        "clusters": list(draft.clusters) if draft.clusters is not None else None,
+        "details": draft.details,
+        "scheduled_at": draft.scheduled_at,
+    }

@@ -1,10 +1,8 @@
 """Posts in the console: compose with a live preview, approvals, the list, one post, the calendar.
 
-Pages read the tables directly; every write goes through `PostQueue`, except three changes
-the queue does not offer yet: editing a draft, rejecting a draft with a reason, and moving
-a post to another day. Each is one guarded transaction here (`update_draft`,
-`reject_draft`, `reschedule_post`) whose docstring describes the queue method it should
-become. The draft rules are the CLI's (`bot.cli.posts`), so both doors refuse the same posts.
+Pages read the tables directly; every write goes through `PostQueue` (including editing
+and rejecting a draft and moving a post to another day). The draft rules are the CLI's
+(`bot.cli.posts`), so both doors refuse the same posts.
 """
 
 from __future__ import annotations
@@ -24,8 +22,8 @@ from zoneinfo import ZoneInfo
 
 from PIL import Image
 from pydantic import ValidationError
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
@@ -34,9 +32,8 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from bot.cli.posts import ARTICLE_TITLE_MAX, PAST_GRACE, canonical_clusters, check_targets
-from bot.db.models import AuditEntry, Delivery, Post, PostStatus, User
+from bot.db.models import AuditEntry, Post, PostStatus, User
 from bot.db.models import DeliveryStatus as S
-from bot.db.types import db_now
 from bot.errors import BotError, InputError
 from bot.texts import POST_STATUS
 from bot.web.app import bot_of, flash, page, render, safe_next
@@ -368,118 +365,6 @@ def _remove(paths: Sequence[Path | str], folder: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-# ---- writing drafts (queue methods to be) ----------------------------------------------------
-
-
-async def update_draft(
-    sessions: async_sessionmaker[AsyncSession], post_id: int, draft: PostDraft, *, actor: str
-) -> list[str]:
-    """Replace a draft's content; returns the media paths it no longer uses.
-
-    To become `PostQueue.update_draft(post_id, draft, actor=)`: one UPDATE guarded by
-    `status = 'draft'` (an approval that lands first wins) and its audit row, together.
-    """
-    async with sessions.begin() as session:
-        before = await session.scalar(select(Post.media).where(Post.id == post_id))
-        result = await session.execute(
-            update(Post)
-            .where(Post.id == post_id, Post.status == PostStatus.DRAFT)
-            .values(
-                kind=draft.kind,
-                category=draft.plan_category,
-                title=draft.title,
-                body=draft.body,
-                link=draft.link,
-                hashtags=list(draft.hashtags),
-                media=draft.media,
-                channels=list(draft.channels),
-                clusters=list(draft.clusters) if draft.clusters is not None else None,
-                details=draft.details,
-                scheduled_at=draft.scheduled_at,
-            )
-        )
-        if not getattr(result, "rowcount", 0):
-            raise InputError(f"Bài #{post_id} không còn là bản nháp nên không sửa được nữa.")
-        session.add(AuditEntry(actor=actor, action="post.edit", post_id=post_id))
-    return [m for m in before or [] if m not in draft.media]
-
-
-async def reject_draft(
-    sessions: async_sessionmaker[AsyncSession], post_id: int, reason: str, *, actor: str
-) -> None:
-    """Cancel a draft and record why, for the person who wrote it.
-
-    To become `PostQueue.reject(post_id, reason, actor=)`. A draft has no deliveries yet,
-    so the guarded status change and the audit row are all there is.
-    """
-    async with sessions.begin() as session:
-        result = await session.execute(
-            update(Post)
-            .where(Post.id == post_id, Post.status == PostStatus.DRAFT)
-            .values(status=PostStatus.CANCELLED)
-        )
-        if not getattr(result, "rowcount", 0):
-            raise InputError(f"Bài #{post_id} không còn là bản nháp; hãy dùng «Huỷ bài».")
-        session.add(
-            AuditEntry(
-                actor=actor, action="post.reject", post_id=post_id, detail={"reason": reason}
-            )
-        )
-
-
-async def reschedule_post(
-    sessions: async_sessionmaker[AsyncSession],
-    post_id: int,
-    day: date,
-    clock: time | None,
-    tz: ZoneInfo,
-    *,
-    actor: str,
-) -> tuple[datetime, datetime]:
-    """Move a post that has not started sending to `day` (keeping its time unless `clock`).
-
-    To become `PostQueue.reschedule(post_id, when, actor=)`: in one transaction, the post's
-    `scheduled_at` and every delivery's `next_attempt_at` move together, or nothing moves.
-    Only drafts and approved posts whose deliveries are all untried `pending` rows move, so
-    a post is never split across two days. Returns (before, after).
-    """
-    async with sessions.begin() as session:
-        post = await session.scalar(select(Post).where(Post.id == post_id).with_for_update())
-        if post is None:
-            raise InputError(f"Không có bài #{post_id}.")
-        if post.status not in MOVABLE:
-            status = POST_STATUS.get(post.status, post.status).lower()
-            raise InputError(f"Bài #{post_id} {status}, không dời lịch được.")
-        before = post.scheduled_at
-        local = before.astimezone(tz)
-        after = datetime.combine(day, clock or local.time(), tzinfo=tz)
-        now = await session.scalar(select(db_now()))
-        if now is not None and after <= now:
-            today = now.astimezone(tz).date()
-            raise InputError(
-                f"Ngày {day:%d/%m/%Y} đã qua; hãy chọn hôm nay hoặc một ngày sau."
-                if day < today
-                else f"{after:%H:%M} hôm nay đã qua; hãy chọn giờ muộn hơn hoặc ngày khác."
-            )
-        total = await session.scalar(
-            select(func.count()).select_from(Delivery).where(Delivery.post_id == post_id)
-        )
-        moved = await session.execute(
-            update(Delivery)
-            .where(Delivery.post_id == post_id, Delivery.status == S.PENDING)
-            .where(Delivery.attempts == 0)
-            .values(next_attempt_at=after)
-        )
-        if int(getattr(moved, "rowcount", 0) or 0) != int(total or 0):
-            raise InputError(f"Bài #{post_id} đã bắt đầu gửi nên không dời lịch được.")
-        post.scheduled_at = after
-        detail = {"from": before.isoformat(), "to": after.astimezone(tz).isoformat()}
-        session.add(
-            AuditEntry(actor=actor, action="post.reschedule", post_id=post_id, detail=detail)
-        )
-    return before, after
-
-
 # ---- previews and warnings -------------------------------------------------------------------
 
 
@@ -704,7 +589,7 @@ async def _write(
     if post is None:
         saved = await bot.queue.add(draft, actor=person.actor, approve_for=approve_for)
         return saved.id
-    dropped = await update_draft(bot.sessions, post.id, draft, actor=person.actor)
+    dropped = await bot.queue.update_draft(post.id, draft, actor=person.actor)
     _remove(dropped, uploads_dir(bot))
     if approve_for is not None:
         await bot.approve(post.id, actor=person.actor)
@@ -927,7 +812,7 @@ async def reject(request: Request) -> Response:
         raise InputError("Hãy ghi lý do từ chối để người soạn biết cần sửa gì.")
     if len(reason) > REASON_MAX:
         raise InputError(f"Lý do từ chối dài quá {REASON_MAX} ký tự.")
-    await reject_draft(bot.sessions, post_id, reason, actor=person.actor)
+    await bot.queue.reject(post_id, reason, actor=person.actor)
     flash(request, f"Đã từ chối bài #{post_id}.")
     return await _next(request, post_id)
 
@@ -967,8 +852,8 @@ async def reschedule(request: Request) -> Response:
             clock = time.fromisoformat(clock_text) if clock_text else None
         except ValueError:
             raise InputError("Hãy chọn ngày mới (và giờ, nếu muốn đổi).") from None
-        before, after = await reschedule_post(
-            bot.sessions, post_id, day, clock, bot.settings.tz, actor=person.actor
+        before, after = await bot.queue.reschedule(
+            post_id, day, clock, bot.settings.tz, actor=person.actor
         )
     except BotError as exc:
         if wants_json:
