@@ -14,7 +14,7 @@ from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, exists, func, insert, or_, select, update
+from sqlalchemy import bindparam, case, exists, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
@@ -352,7 +352,7 @@ class PostQueue:
             select(Delivery.id)
             .where(
                 Delivery.account == account,
-                Delivery.status.in_(CLAIMABLE),
+                _LIVE,
                 Delivery.next_attempt_at <= db_now(),
                 or_(Delivery.status != S.CLAIMED, Delivery.lease_expires_at < db_now()),
                 _not_paused(Delivery.account),
@@ -817,3 +817,11 @@ def _content(draft: PostDraft) -> dict[str, Any]:
         "details": draft.details,
         "scheduled_at": draft.scheduled_at,
     }
+
+
+# The claim's status test written with literal values, as the partial index `ix_deliveries_due`
+# states it: SQLite uses a partial index only when the query repeats its condition, and a
+# bound parameter does not (with it, SQLite scanned the whole table: 19x slower at 1M rows).
+_LIVE = Delivery.status.in_(
+    bindparam("live_statuses", [s.value for s in CLAIMABLE], expanding=True, literal_execute=True)
+)
