@@ -140,6 +140,7 @@ class Dispatcher:
         self.policy = policy
         self.worker = worker or worker_name()
         self._inflight: dict[str, set[asyncio.Task[None]]] = {k: set() for k in self.connectors}
+        self._held: set[int] = set()  # the deliveries this process is working on
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._stopping = False
@@ -169,22 +170,24 @@ class Dispatcher:
                 account, free, worker=self.worker, lease_seconds=self.policy.lease_seconds
             )
             for claimed in doubtful:
-                self._start(account, self._reconcile(connector, claimed))
+                self._start(account, self._reconcile(connector, claimed), claimed.id)
             free -= len(doubtful)
             claimed_now = await self.queue.claim(
                 account, free, worker=self.worker, lease_seconds=self.policy.lease_seconds
             )
             for claimed in claimed_now:
-                self._start(account, self._deliver(connector, claimed))
+                self._start(account, self._deliver(connector, claimed), claimed.id)
             started += len(doubtful) + len(claimed_now)
         return started
 
-    def _start(self, account: str, work: Awaitable[None]) -> None:
+    def _start(self, account: str, work: Awaitable[None], delivery_id: int) -> None:
         task = asyncio.ensure_future(work)
         self._inflight[account].add(task)
+        self._held.add(delivery_id)
 
         def done(finished: asyncio.Task[None]) -> None:
             self._inflight[account].discard(finished)
+            self._held.discard(delivery_id)
             exc = None if finished.cancelled() else finished.exception()
             if isinstance(exc, UNREACHABLE):  # a lookup cut short: its lease runs out, it is redone
                 log.warning("mất kết nối cơ sở dữ liệu khi đối soát: %s", _first_line(exc))
@@ -221,6 +224,10 @@ class Dispatcher:
             if outage:
                 log.warning("đã kết nối lại cơ sở dữ liệu sau %d lần thử", outage)
                 outage = 0
+                # A claim whose commit landed but whose answer was lost holds rows this
+                # process never saw: hand them back now rather than when their lease ends.
+                with contextlib.suppress(*UNREACHABLE):
+                    await self.queue.release_unheld(self.worker, held=set(self._held))
             if until_idle and not self.busy and self._idle(now, next_due):
                 log.debug("nothing due before %s (next: %s): idle", now, next_due)
                 break

@@ -14,7 +14,7 @@ from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, case, exists, func, insert, or_, select, update
+from sqlalchemy import bindparam, case, exists, func, insert, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
@@ -534,6 +534,17 @@ class PostQueue:
                 update(Delivery).where(mine, Delivery.status == S.IN_DOUBT).values(**unleased)
             )
         return sum(int(getattr(r, "rowcount", 0) or 0) for r in (claimed, cut, looked))
+
+    async def release_unheld(self, worker: str, *, held: set[int]) -> int:
+        """Claims of `worker` it does not know it holds go back to pending (nothing began)."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(Delivery)
+                .where(Delivery.lease_owner == worker, Delivery.status == S.CLAIMED)
+                .where(Delivery.id.not_in(held) if held else true())
+                .values(status=S.PENDING, lease_owner=None, lease_expires_at=None)
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def claim_in_doubt(
         self, account: str, limit: int, *, worker: str, lease_seconds: float
