@@ -27,7 +27,7 @@ app = typer.Typer(help="Soạn, nhập, duyệt và theo dõi bài đăng.", no_
 PAST_GRACE = timedelta(minutes=1)
 
 
-def _post_dict(post: Any, tz: Any) -> dict[str, Any]:
+def post_dict(post: Any, tz: Any) -> dict[str, Any]:
     return {
         "id": post.id,
         "kind": post.kind,
@@ -44,6 +44,30 @@ def _post_dict(post: Any, tz: Any) -> dict[str, Any]:
             "sent": sum(1 for d in post.deliveries if d.status == "sent"),
         },
     }
+
+
+def delivery_dict(delivery: Any, tz: Any) -> dict[str, Any]:
+    """A delivery as `post show --json` and the API give it."""
+    return {
+        "id": delivery.id,
+        "channel": delivery.channel,
+        "target": delivery.target_label,
+        "cluster": delivery.cluster_code,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "remote_id": delivery.remote_id,
+        "permalink": delivery.permalink,
+        "error": delivery.last_error,
+        "sent_at": iso(delivery.sent_at, tz),
+    }
+
+
+def post_detail(post: Any, tz: Any) -> dict[str, Any]:
+    """A post with its body and every delivery (`post show --json`, the API)."""
+    data = post_dict(post, tz)
+    data["body"] = post.body
+    data["delivery_list"] = [delivery_dict(d, tz) for d in post.deliveries]
+    return data
 
 
 def build_draft(fields: dict[str, Any], now: datetime) -> Any:
@@ -203,7 +227,7 @@ def add(
 
         post = run(bot, work)
         if as_json:
-            print_json(_post_dict(post, tz))
+            print_json(post_dict(post, tz))
             return
         state = "đã duyệt, vào hàng đợi" if approve else "lưu nháp"
         out.print(
@@ -294,7 +318,7 @@ def list_posts(
         posts = run(bot, lambda: bot.queue.list_posts(status))
         tz = bot.settings.tz
         if as_json:
-            print_json([_post_dict(p, tz) for p in posts])
+            print_json([post_dict(p, tz) for p in posts])
             return
         table = Table(title=f"Bài đăng ({len(posts)})")
         for column in ("#", "Loại", "Tiêu đề", "Giờ đăng", "Trạng thái", "Đã gửi"):
@@ -327,23 +351,7 @@ def show(
         post = run(bot, lambda: bot.queue.get(post_id))
         tz = bot.settings.tz
         if as_json:
-            data = _post_dict(post, tz)
-            data["body"] = post.body
-            data["delivery_list"] = [
-                {
-                    "id": d.id,
-                    "channel": d.channel,
-                    "target": d.target_label,
-                    "cluster": d.cluster_code,
-                    "status": d.status,
-                    "attempts": d.attempts,
-                    "remote_id": d.remote_id,
-                    "permalink": d.permalink,
-                    "error": d.last_error,
-                    "sent_at": iso(d.sent_at, tz),
-                }
-                for d in post.deliveries
-            ]
+            data = post_detail(post, tz)
             print_json(data)
             return
         out.print(plain(f"#{post.id} {post.title}"), style="bold")

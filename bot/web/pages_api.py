@@ -34,8 +34,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bot.cli.common import iso
-from bot.cli.posts import _post_dict, build_draft, canonical_clusters, check_targets
+from bot.cli.posts import (
+    build_draft,
+    canonical_clusters,
+    check_targets,
+    delivery_dict,
+    post_detail,
+    post_dict,
+)
 from bot.db.models import Delivery, Post
 from bot.errors import BotError, InputError
 from bot.texts import CHANNEL, DELIVERY_STATUS, POST_STATUS
@@ -339,29 +345,6 @@ def _keyed(exc: InputError, default: str | None) -> InputError:
 # ---- answers ------------------------------------------------------------------------------
 
 
-def _delivery_dict(delivery: Delivery, tz: Any) -> dict[str, Any]:
-    """A delivery as `cdbot post show --json` prints it."""
-    return {
-        "id": delivery.id,
-        "channel": delivery.channel,
-        "target": delivery.target_label,
-        "cluster": delivery.cluster_code,
-        "status": delivery.status,
-        "attempts": delivery.attempts,
-        "remote_id": delivery.remote_id,
-        "permalink": delivery.permalink,
-        "error": delivery.last_error,
-        "sent_at": iso(delivery.sent_at, tz),
-    }
-
-
-def _post_detail(post: Post, tz: Any) -> dict[str, Any]:
-    data = _post_dict(post, tz)
-    data["body"] = post.body
-    data["delivery_list"] = [_delivery_dict(d, tz) for d in post.deliveries]
-    return data
-
-
 def _error(status: int, message: str, field: str | None = None) -> JSONResponse:
     return JSONResponse({"error": message, "field": field}, status_code=status)
 
@@ -392,7 +375,7 @@ async def list_posts(request: Request) -> Response:
         statement = statement.where(Post.status == query.status)
     async with bot.sessions() as session:
         posts = list(await session.scalars(statement))
-    return JSONResponse([_post_dict(p, bot.settings.tz) for p in posts])
+    return JSONResponse([post_dict(p, bot.settings.tz) for p in posts])
 
 
 async def create_post(request: Request) -> Response:
@@ -420,7 +403,7 @@ async def create_post(request: Request) -> Response:
     post = await bot.queue.add(draft, actor=person.actor, approve_for=approve_for)
     post = await bot.queue.get(post.id)
     location = {"location": f"{PREFIX}/posts/{post.id}"}
-    return JSONResponse(_post_detail(post, bot.settings.tz), status_code=201, headers=location)
+    return JSONResponse(post_detail(post, bot.settings.tz), status_code=201, headers=location)
 
 
 def _draft_fields(request: Request, payload: PostCreate, now: datetime) -> dict[str, Any]:
@@ -457,7 +440,7 @@ def _draft_fields(request: Request, payload: PostCreate, now: datetime) -> dict[
 
 async def show_post(request: Request) -> Response:
     post = await _existing(request)
-    return JSONResponse(_post_detail(post, bot_of(request).settings.tz))
+    return JSONResponse(post_detail(post, bot_of(request).settings.tz))
 
 
 async def approve_post(request: Request) -> Response:
@@ -467,7 +450,7 @@ async def approve_post(request: Request) -> Response:
     person: Person = request.state.person
     _, created = await bot.approve(post.id, actor=person.actor)
     post = await bot.queue.get(post.id)
-    return JSONResponse({"created": created, "post": _post_detail(post, bot.settings.tz)})
+    return JSONResponse({"created": created, "post": post_detail(post, bot.settings.tz)})
 
 
 async def cancel_post(request: Request) -> Response:
@@ -477,7 +460,7 @@ async def cancel_post(request: Request) -> Response:
     person: Person = request.state.person
     cancelled, in_flight = await bot.queue.cancel(post.id, actor=person.actor)
     post = await bot.queue.get(post.id)
-    detail = _post_detail(post, bot.settings.tz)
+    detail = post_detail(post, bot.settings.tz)
     return JSONResponse({"cancelled": cancelled, "in_flight": in_flight, "post": detail})
 
 
@@ -493,7 +476,7 @@ async def list_deliveries(request: Request) -> Response:
     async with bot.sessions() as session:
         rows = list(await session.scalars(statement))
     tz = bot.settings.tz
-    return JSONResponse([_delivery_dict(d, tz) | {"post_id": d.post_id} for d in rows])
+    return JSONResponse([delivery_dict(d, tz) | {"post_id": d.post_id} for d in rows])
 
 
 async def openapi(request: Request) -> Response:
