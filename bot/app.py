@@ -7,6 +7,7 @@ without credentials is wired to the built-in sandbox (started in this process un
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -73,6 +74,7 @@ class App:
         self._sandbox_state = sandbox_state
         self._sandbox_server: SandboxServer | None = None
         self._posts: dict[int, Post] = {}
+        self._loading: dict[int, asyncio.Future[Post]] = {}  # one read per post, however many ask
         self._fitted: dict[tuple[str, str, int, int], Path] = {}
 
     @cached_property
@@ -343,12 +345,7 @@ class App:
 
     async def compose(self, claimed: Claimed) -> OutboundMessage:
         """Render a claimed delivery into the message its connector sends."""
-        post = self._posts.get(claimed.post_id)
-        if post is None:  # a post's content does not change once it is approved
-            post = await self.queue.post_of(claimed.post_id)
-            if len(self._posts) >= POST_CACHE:
-                self._posts.pop(next(iter(self._posts)))
-            self._posts[claimed.post_id] = post
+        post = self._posts.get(claimed.post_id) or await self._load_post(claimed.post_id)
         rendering = self.render(post, claimed.channel)
         media = [Path(p) for p in post.media] if claimed.channel in WITH_MEDIA else []
         documents = tuple(p for p in media if is_document(p))
@@ -373,6 +370,26 @@ class App:
             documents=documents,
             resume_since=await self._resume_since(claimed) if documents else None,
         )
+
+    async def _load_post(self, post_id: int) -> Post:
+        """Read a post once for all its deliveries (its content does not change once approved)."""
+        loop = asyncio.get_running_loop()
+        loading = self._loading.get(post_id)
+        if loading is None or loading.get_loop() is not loop:
+            loading = loop.create_task(self.queue.post_of(post_id))
+            self._loading[post_id] = loading
+
+            def forget(done: asyncio.Future[Post]) -> None:
+                if self._loading.get(post_id) is done:
+                    del self._loading[post_id]
+
+            loading.add_done_callback(forget)
+        post = await asyncio.shield(loading)  # one reader cancelled leaves the read to the rest
+        if post_id not in self._posts:
+            if len(self._posts) >= POST_CACHE:
+                self._posts.pop(next(iter(self._posts)))
+            self._posts[post_id] = post
+        return post
 
     async def _resume_since(self, claimed: Claimed) -> datetime | None:
         """For a message in parts tried before: when its first try began (see send)."""

@@ -92,6 +92,8 @@ WINDOW_CLOSED = frozenset({"-230", "-232"})
 # Content refusals worth one more try later (Facebook could not fetch a link's page).
 RETRY_ONCE_CODES = frozenset({"1609005"})
 RETRY_ONCE_SECONDS = 300.0
+# Deliveries held per send slot: one on the wire, one being made ready or recorded.
+HELD_PER_SLOT = 2
 # Waiting for an unreachable database: full jitter from 1 s, never more than this between tries.
 OUTAGE_RETRY_CAP = 5.0
 
@@ -140,11 +142,21 @@ class Dispatcher:
         self.policy = policy
         self.worker = worker or worker_name()
         self._inflight: dict[str, set[asyncio.Task[None]]] = {k: set() for k in self.connectors}
+        # A slot is a call on the platform's wire; claiming, rendering and recording happen
+        # outside it, so up to one more slot's worth of deliveries is held and made ready.
+        self._slots = {k: asyncio.Semaphore(self._cap(k)) for k in self.connectors}
         self._held: set[int] = set()  # the deliveries this process is working on
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._stopping = False
         self._last_sweep = float("-inf")
+
+    def _cap(self, account: str) -> int:
+        return self.policy.concurrency.get(account, 1)
+
+    def _room(self, account: str) -> int:
+        """How many more deliveries of `account` this process may hold now."""
+        return HELD_PER_SLOT * self._cap(account) - len(self._inflight[account])
 
     @property
     def busy(self) -> int:
@@ -156,7 +168,10 @@ class Dispatcher:
         self._wake.set()
 
     async def step(self) -> int:
-        """Sweep (at most once a second), then lease and start what is due within each cap."""
+        """Sweep (at most once a second), then lease and start what is due within each cap.
+
+        A claimed delivery is sent; an in_doubt one is looked up on its platform.
+        """
         loop_time = asyncio.get_running_loop().time()
         if loop_time - self._last_sweep >= SWEEP_EVERY:
             self._last_sweep = loop_time
@@ -165,19 +180,16 @@ class Dispatcher:
                 log.warning("%d lần gửi bị gián đoạn chuyển sang chờ đối soát", swept)
         started = 0
         for account, connector in self.connectors.items():
-            free = self.policy.concurrency.get(account, 1) - len(self._inflight[account])
-            doubtful = await self.queue.claim_in_doubt(
-                account, free, worker=self.worker, lease_seconds=self.policy.lease_seconds
-            )
-            for claimed in doubtful:
-                self._start(account, self._reconcile(connector, claimed), claimed.id)
-            free -= len(doubtful)
             claimed_now = await self.queue.claim(
-                account, free, worker=self.worker, lease_seconds=self.policy.lease_seconds
+                account,
+                self._room(account),
+                worker=self.worker,
+                lease_seconds=self.policy.lease_seconds,
             )
             for claimed in claimed_now:
-                self._start(account, self._deliver(connector, claimed), claimed.id)
-            started += len(doubtful) + len(claimed_now)
+                work = self._reconcile if claimed.status == S.IN_DOUBT else self._deliver
+                self._start(account, work(connector, claimed), claimed.id)
+            started += len(claimed_now)
         return started
 
     def _start(self, account: str, work: Awaitable[None], delivery_id: int) -> None:
@@ -210,6 +222,10 @@ class Dispatcher:
             self._wake.clear()
             try:
                 await self.step()
+                if all(self._room(account) <= 0 for account in self.connectors):
+                    # Full: a finished send wakes the loop; nothing to time until then.
+                    await _first_of(self._wake, stop, self.policy.poll_seconds)
+                    continue
                 next_due, now = await self.queue.next_due_and_now()
             except UNREACHABLE as exc:
                 outage += 1
@@ -281,30 +297,36 @@ class Dispatcher:
                 log.exception("không dựng được nội dung cho lượt gửi #%d", claimed.id)
             await _outlasting(partial(self._fail_before_send, claimed, exc))
             return
-        if self._stopping or self._stop.is_set():
-            return  # stopping: nothing new goes on the wire; drain hands the claim back
-        begin = partial(
-            self.queue.begin_attempt,
-            claimed,
-            worker=self.worker,
-            fingerprint=message.fingerprint,
-            lease_seconds=self.policy.lease_seconds,
-        )
-        attempt = await _outlasting(begin)
-        if attempt is None:
-            return  # cancelled, or the lease went to another worker
-        try:
-            receipt = await self._within_lease(claimed.id, attempt, connector.send(message))
-        except PlatformError as exc:
-            await _outlasting(partial(self._record_error, connector, claimed, attempt, exc))
-        except Exception as exc:  # raised inside a connector: it may have sent
-            log.exception("lỗi không lường trước khi gửi lượt #%d", claimed.id)
-            settle = self.policy.settle_seconds
-            await _outlasting(
-                partial(self._end, claimed, attempt, S.IN_DOUBT, "crash", exc, settle)
+        async with self._slots[connector.account]:
+            if self._stopping or self._stop.is_set():
+                return  # stopping: nothing new goes on the wire; drain hands the claim back
+            begin = partial(
+                self.queue.begin_attempt,
+                claimed,
+                worker=self.worker,
+                fingerprint=message.fingerprint,
+                lease_seconds=self.policy.lease_seconds,
             )
-        else:
-            await _outlasting(partial(self._sent, connector, claimed, attempt, receipt, "sent"))
+            attempt = await _outlasting(begin)
+            if attempt is None:  # paused since the claim, cancelled, or the lease went elsewhere
+                await _outlasting(partial(self.queue.unclaim, claimed.id, worker=self.worker))
+                return
+            record: Callable[[], Awaitable[None]]
+            try:
+                receipt = await self._within_lease(claimed.id, attempt, connector.send(message))
+            except PlatformError as exc:
+                # A pause the platform asked for is in force before the slot is free again.
+                verdict = await _outlasting(partial(self._judge, connector, claimed, exc))
+                record = partial(self._record_error, claimed, attempt, exc, verdict)
+            except Exception as exc:  # raised inside a connector: it may have sent
+                log.exception("lỗi không lường trước khi gửi lượt #%d", claimed.id)
+                settle = self.policy.settle_seconds
+                record = partial(self._end, claimed, attempt, S.IN_DOUBT, "crash", exc, settle)
+            else:
+                if receipt.cooldown > 0:  # before the next send of this account can begin
+                    await _outlasting(partial(self._cool_down, connector, receipt))
+                record = partial(self._sent, claimed, attempt, receipt, "sent")
+        await _outlasting(record)
 
     async def _as_sent(self, claimed: Claimed) -> OutboundMessage:
         """The message to look for: matched on the fingerprint recorded when it was sent."""
@@ -339,17 +361,17 @@ class Dispatcher:
         finally:
             renewing.cancel()
 
-    async def _sent(
-        self, connector: Connector, claimed: Claimed, attempt: int, receipt: Receipt, outcome: str
-    ) -> None:
-        """Record a delivery as sent, and rest the account if the platform asked for it."""
-        if receipt.cooldown > 0:
-            await self.queue.pause_account(
-                connector.account,
-                seconds=receipt.cooldown,
-                needs_reauth=False,
-                note="Giãn cách giữa hai bài đăng theo giới hạn của nền tảng.",
-            )
+    async def _cool_down(self, connector: Connector, receipt: Receipt) -> None:
+        """Rest the account after a send, as the platform asks."""
+        await self.queue.pause_account(
+            connector.account,
+            seconds=receipt.cooldown,
+            needs_reauth=False,
+            note="Giãn cách giữa hai bài đăng theo giới hạn của nền tảng.",
+        )
+
+    async def _sent(self, claimed: Claimed, attempt: int, receipt: Receipt, outcome: str) -> None:
+        """Record a delivery as sent."""
         await self.queue.finish(
             claimed.id,
             attempt,
@@ -395,15 +417,19 @@ class Dispatcher:
         if attempt is not None:
             await self._end(claimed, attempt, S.FAILED, "internal", exc)
 
-    async def _record_error(
-        self, connector: Connector, claimed: Claimed, attempt: int, exc: PlatformError
-    ) -> None:
+    async def _judge(self, connector: Connector, claimed: Claimed, exc: PlatformError) -> Verdict:
+        """What a failed send means; pauses the account when the platform says so."""
         verdict = judge(exc, claimed.attempts + 1, self.policy, resent=claimed.resends > 0)
         if verdict.pause is not None:
             seconds, needs_reauth = verdict.pause
             await self.queue.pause_account(
                 connector.account, seconds=seconds, needs_reauth=needs_reauth, note=exc.message
             )
+        return verdict
+
+    async def _record_error(
+        self, claimed: Claimed, attempt: int, exc: PlatformError, verdict: Verdict
+    ) -> None:
         mention = (
             self.policy.window_fallback
             and claimed.channel == "zalo_user"
@@ -421,6 +447,16 @@ class Dispatcher:
         )
 
     async def _reconcile(self, connector: Connector, claimed: Claimed) -> None:
+        async with self._slots[connector.account]:  # a look-up is a call on the wire too
+            if self._stopping or self._stop.is_set():
+                return  # drain lets go of the lease
+            if await _outlasting(partial(self.queue.paused, connector.account)):
+                # The account was paused while this look-up waited for its slot.
+                await _outlasting(partial(self.queue.unclaim, claimed.id, worker=self.worker))
+                return
+            await self._look_up(connector, claimed)
+
+    async def _look_up(self, connector: Connector, claimed: Claimed) -> None:
         attempt = claimed.current_attempt_id
         if attempt is None:  # never reached the wire
             await self.queue.resend_after_absent(claimed, worker=self.worker)

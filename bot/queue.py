@@ -11,16 +11,32 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, case, exists, func, insert, or_, select, true, update
+from sqlalchemy import (
+    Float,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
+from bot.batch import GroupCommit
 from bot.db.models import (
     CLAIMABLE,
+    DUE,
     TERMINAL,
     Account,
     Attempt,
@@ -64,6 +80,8 @@ class Claimed:
     current_attempt_id: int | None
     fingerprint: str | None = None
     reconcile_tries: int = 0
+    status: str = "claimed"
+    """`in_doubt` when leased for reconciliation rather than for a send."""
 
 
 @dataclass(frozen=True)
@@ -76,8 +94,9 @@ class AccountState:
     note: str | None
 
 
-def _insert_ignore(session: AsyncSession, table: Any) -> Any:
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+def _insert_ignore(bind: AsyncSession | AsyncConnection, table: Any) -> Any:
+    name = bind.dialect.name if isinstance(bind, AsyncConnection) else bind.get_bind().dialect.name
+    dialect = postgresql if name == "postgresql" else sqlite
     return dialect.insert(table).on_conflict_do_nothing()
 
 
@@ -102,6 +121,9 @@ class PostQueue:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+        self._engine: AsyncEngine = sessions.kw["bind"]
+        self._begins = GroupCommit(self._begin_many)
+        self._finishes = GroupCommit(self._finish_many)
 
     # ---- the officer's side -------------------------------------------------------------
 
@@ -345,16 +367,25 @@ class PostQueue:
     async def claim(
         self, account: str, limit: int, *, worker: str, lease_seconds: float
     ) -> list[Claimed]:
-        """Lease up to `limit` due deliveries of an account that is not paused."""
+        """Lease up to `limit` due deliveries of an account that is not paused.
+
+        A delivery to send (pending, retry_wait, or claimed by a worker whose lease ran out)
+        becomes claimed. An in_doubt one keeps its status and is leased for reconciliation:
+        `Claimed.status` says which. One statement for both, so a busy loop pays for one.
+        """
         if limit <= 0:
             return []
         due = (
             select(Delivery.id)
             .where(
                 Delivery.account == account,
-                _LIVE,
+                _DUE,
                 Delivery.next_attempt_at <= db_now(),
-                or_(Delivery.status != S.CLAIMED, Delivery.lease_expires_at < db_now()),
+                or_(
+                    Delivery.status.in_((S.PENDING, S.RETRY_WAIT)),
+                    Delivery.lease_expires_at.is_(None),
+                    Delivery.lease_expires_at < db_now(),
+                ),
                 _not_paused(Delivery.account),
             )
             .order_by(Delivery.next_attempt_at, Delivery.id)
@@ -364,12 +395,15 @@ class PostQueue:
         statement = (
             update(Delivery)
             .where(Delivery.id.in_(due.scalar_subquery()))
-            .values(status=S.CLAIMED, lease_owner=worker, lease_expires_at=db_now(lease_seconds))
+            .values(
+                status=case((Delivery.status == S.IN_DOUBT, S.IN_DOUBT), else_=S.CLAIMED),
+                lease_owner=worker,
+                lease_expires_at=db_now(lease_seconds),
+            )
             .returning(*_CLAIMED_COLUMNS)
-            .execution_options(synchronize_session=False)
         )
-        async with self._sessions.begin() as session:
-            rows = (await session.execute(statement)).all()
+        async with self._engine.begin() as conn:
+            rows = (await conn.execute(statement)).all()
         return [Claimed(**row._asdict()) for row in rows]
 
     async def begin_attempt(
@@ -377,34 +411,71 @@ class PostQueue:
     ) -> int | None:
         """Record the attempt and move claimed → sending, before any HTTP call.
 
-        Returns the attempt id, or None when the lease was lost or the post cancelled.
+        Returns the attempt id, or None when the lease was lost, the post cancelled or the
+        account paused since the claim (see `unclaim`). Begins asked for at about the same
+        time share one transaction (`bot.batch`); each is still its own guarded UPDATE.
         """
-        async with self._sessions.begin() as session:
-            attempt_id = await session.scalar(
-                insert(Attempt)
-                .values(delivery_id=claimed.id, number=claimed.attempts + 1, worker=worker)
-                .returning(Attempt.id)
+        return await self._begins(
+            _Begin(claimed.id, claimed.attempts + 1, worker, fingerprint, lease_seconds)
+        )
+
+    async def _begin_many(self, items: Sequence[_Begin]) -> list[int | None]:
+        async with self._engine.begin() as conn:
+            attempt_ids = (
+                (
+                    await conn.execute(
+                        _NEW_ATTEMPTS,
+                        [
+                            {"delivery_id": i.delivery_id, "number": i.number, "worker": i.worker}
+                            for i in items
+                        ],
+                    )
+                )
+                .scalars()
+                .all()
             )
-            result = await session.execute(
+            begun: list[int | None] = []
+            for item, attempt_id in zip(items, attempt_ids, strict=True):
+                result = await conn.execute(
+                    _BEGIN,
+                    {
+                        "p_delivery": item.delivery_id,
+                        "p_worker": item.worker,
+                        "p_attempt": attempt_id,
+                        "p_fingerprint": item.fingerprint,
+                        "p_lease": item.lease_seconds,
+                    },
+                )
+                begun.append(attempt_id if getattr(result, "rowcount", 0) else None)
+            unused = [a for a, b in zip(attempt_ids, begun, strict=True) if b is None]
+            if unused:
+                await conn.execute(delete(Attempt).where(Attempt.id.in_(unused)))
+        return begun
+
+    async def unclaim(self, delivery_id: int, *, worker: str) -> None:
+        """Let go of a claim that may not go ahead now (its account was paused meanwhile).
+
+        A claimed delivery goes back to pending; an in_doubt one stays in doubt, unleased.
+        """
+        async with self._engine.begin() as conn:
+            await conn.execute(
                 update(Delivery)
                 .where(
-                    Delivery.id == claimed.id,
-                    Delivery.status == S.CLAIMED,
+                    Delivery.id == delivery_id,
+                    Delivery.status.in_((S.CLAIMED, S.IN_DOUBT)),
                     Delivery.lease_owner == worker,
                 )
                 .values(
-                    status=S.SENDING,
-                    attempts=Delivery.attempts + 1,
-                    current_attempt_id=attempt_id,
-                    fingerprint=fingerprint,
-                    lease_expires_at=db_now(lease_seconds),
+                    status=case((Delivery.status == S.CLAIMED, S.PENDING), else_=Delivery.status),
+                    lease_owner=None,
+                    lease_expires_at=None,
                 )
-                .execution_options(synchronize_session=False)
             )
-            if not getattr(result, "rowcount", 0):
-                await session.rollback()
-                return None
-            return attempt_id
+
+    async def paused(self, account: str) -> bool:
+        """Whether the account rests now (a pause in force, or waiting for a person)."""
+        async with self._engine.connect() as conn:
+            return bool(await conn.scalar(select(~_not_paused(literal(account)))))
 
     async def finish(
         self,
@@ -424,54 +495,65 @@ class PostQueue:
         """Record how an attempt ended. False if another outcome was recorded first.
 
         `mention_instead` adds, in the same transaction, a mention of the admin in the
-        cluster's group (Zalo's 7-day window was closed for a direct message).
+        cluster's group (Zalo's 7-day window was closed for a direct message). Outcomes
+        recorded at about the same time share one transaction (`bot.batch`).
         """
-        values: dict[str, Any] = {
-            "status": status,
-            "lease_owner": None,
-            "lease_expires_at": None,
-            "last_error_code": error_code,
-            "last_error": error,
-        }
-        if status == S.SENT:
-            values |= {"remote_id": remote_id, "permalink": permalink, "sent_at": db_now()}
-        if status in (S.RETRY_WAIT, S.IN_DOUBT):
-            values["next_attempt_at"] = db_now(retry_in)
-        if refund_attempt:
-            values["attempts"] = Delivery.attempts - 1
-        if outcome == "reconcile_later":
-            values["reconcile_tries"] = Delivery.reconcile_tries + 1
-        if status == S.RETRY_WAIT:  # a post cancelled meanwhile is not tried again
-            values["status"] = case((_post_cancelled(), S.CANCELLED), else_=status)
-        async with self._sessions.begin() as session:
-            result = await session.execute(
-                update(Delivery)
-                .where(
-                    Delivery.id == delivery_id,
-                    Delivery.current_attempt_id == attempt_id,
-                    Delivery.status.in_((S.SENDING, S.IN_DOUBT, S.NEEDS_HUMAN)),
-                )
-                .values(**values)
-                .execution_options(synchronize_session=False)
+        return await self._finishes(
+            _Finish(
+                delivery_id,
+                attempt_id,
+                status,
+                outcome,
+                remote_id,
+                permalink,
+                error_code,
+                error,
+                retry_in,
+                refund_attempt,
+                mention_instead,
             )
-            if not getattr(result, "rowcount", 0):
-                return False
-            await session.execute(
-                update(Attempt)
-                .where(Attempt.id == attempt_id)
-                .values(
-                    finished_at=db_now(),
-                    outcome=outcome,
-                    error_code=error_code,
-                    error=error,
-                    remote_id=remote_id,
+        )
+
+    async def _finish_many(self, items: Sequence[_Finish]) -> list[bool]:
+        async with self._engine.begin() as conn:
+            recorded: list[bool] = []
+            for item in items:
+                statement = _finish_statement(item.status, item.refund_attempt, item.outcome)
+                result = await conn.execute(
+                    statement,
+                    {
+                        "p_delivery": item.delivery_id,
+                        "p_attempt": item.attempt_id,
+                        "p_remote_id": item.remote_id,
+                        "p_permalink": item.permalink,
+                        "p_error_code": item.error_code,
+                        "p_error": item.error,
+                        "p_retry_in": item.retry_in,
+                    },
                 )
-            )
-            if mention_instead:
-                await self._add_mention_in(session, delivery_id)
-            if status in TERMINAL:
-                await self._close_post_if_done(session, delivery_id)
-        return True
+                recorded.append(bool(getattr(result, "rowcount", 0)))
+            done = [item for item, ok in zip(items, recorded, strict=True) if ok]
+            if done:
+                await conn.execute(
+                    _FINISH_ATTEMPT,
+                    [
+                        {
+                            "p_attempt": i.attempt_id,
+                            "p_outcome": i.outcome,
+                            "p_error_code": i.error_code,
+                            "p_error": i.error,
+                            "p_remote_id": i.remote_id,
+                        }
+                        for i in done
+                    ],
+                )
+            for item in done:
+                if item.mention_instead:
+                    await self._add_mention_in(conn, item.delivery_id)
+            final = [i.delivery_id for i in done if i.status in TERMINAL]
+            if final:
+                await self._close_posts_if_done(conn, final)
+        return recorded
 
     async def extend_lease(
         self, delivery_id: int, attempt_id: int, *, lease_seconds: float
@@ -546,34 +628,6 @@ class PostQueue:
             )
         return int(getattr(result, "rowcount", 0) or 0)
 
-    async def claim_in_doubt(
-        self, account: str, limit: int, *, worker: str, lease_seconds: float
-    ) -> list[Claimed]:
-        """Lease in_doubt deliveries for reconciliation (their status does not change)."""
-        due = (
-            select(Delivery.id)
-            .where(
-                Delivery.account == account,
-                Delivery.status == S.IN_DOUBT,
-                Delivery.next_attempt_at <= db_now(),
-                or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at < db_now()),
-                _not_paused(Delivery.account),
-            )
-            .order_by(Delivery.next_attempt_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        statement = (
-            update(Delivery)
-            .where(Delivery.id.in_(due.scalar_subquery()))
-            .values(lease_owner=worker, lease_expires_at=db_now(lease_seconds))
-            .returning(*_CLAIMED_COLUMNS)
-            .execution_options(synchronize_session=False)
-        )
-        async with self._sessions.begin() as session:
-            rows = (await session.execute(statement)).all()
-        return [Claimed(**row._asdict()) for row in rows]
-
     async def resend_after_absent(self, claimed: Claimed, *, worker: str) -> bool:
         """A reconciled delivery proved absent goes back to pending, once."""
         async with self._sessions.begin() as session:
@@ -595,14 +649,14 @@ class PostQueue:
             )
             return bool(getattr(result, "rowcount", 0))
 
-    async def _add_mention_in(self, session: AsyncSession, delivery_id: int) -> bool:
+    async def _add_mention_in(self, conn: AsyncConnection, delivery_id: int) -> bool:
         """Name in the cluster's group an admin Zalo will not let us message directly.
 
         Adds one `zalo_mention` delivery (once, by the unique key); False when the admin's
         cluster has no group or the post was cancelled.
         """
         row = (
-            await session.execute(
+            await conn.execute(
                 select(
                     Delivery.post_id,
                     Delivery.target_id,
@@ -618,8 +672,8 @@ class PostQueue:
         ).first()
         if row is None or not row.zalo_group_id or row.status == PostStatus.CANCELLED:
             return False
-        inserted = await session.scalar(
-            _insert_ignore(session, Delivery)
+        inserted = await conn.scalar(
+            _insert_ignore(conn, Delivery)
             .values(
                 post_id=row.post_id,
                 channel=Channel.ZALO_MENTION,
@@ -659,16 +713,16 @@ class PostQueue:
             raise LookupError(post_id)
         return post
 
-    async def _close_post_if_done(self, session: AsyncSession, delivery_id: int) -> None:
-        post_id = select(Delivery.post_id).where(Delivery.id == delivery_id).scalar_subquery()
+    async def _close_posts_if_done(self, conn: AsyncConnection, delivery_ids: list[int]) -> None:
+        """Posts of these deliveries whose deliveries are all final become done."""
+        post_ids = select(Delivery.post_id).where(Delivery.id.in_(delivery_ids))
         live = select(Delivery.id).where(
             Delivery.post_id == Post.id, Delivery.status.not_in(tuple(TERMINAL))
         )
-        await session.execute(
+        await conn.execute(
             update(Post)
-            .where(Post.id == post_id, Post.status == PostStatus.APPROVED, ~exists(live))
+            .where(Post.id.in_(post_ids), Post.status == PostStatus.APPROVED, ~exists(live))
             .values(status=PostStatus.DONE)
-            .execution_options(synchronize_session=False)
         )
 
     # ---- accounts -------------------------------------------------------------------------
@@ -791,6 +845,96 @@ class PostQueue:
         return value
 
 
+@dataclass(frozen=True)
+class _Begin:
+    delivery_id: int
+    number: int
+    worker: str
+    fingerprint: str
+    lease_seconds: float
+
+
+@dataclass(frozen=True)
+class _Finish:
+    delivery_id: int
+    attempt_id: int
+    status: S
+    outcome: str
+    remote_id: str | None
+    permalink: str | None
+    error_code: str | None
+    error: str | None
+    retry_in: float
+    refund_attempt: bool
+    mention_instead: bool
+
+
+# The dispatcher's own writes, built once: each runs for every delivery.
+_NEW_ATTEMPTS = insert(Attempt).returning(Attempt.id, sort_by_parameter_order=True)
+_BEGIN = (
+    update(Delivery)
+    .where(
+        Delivery.id == bindparam("p_delivery"),
+        Delivery.status == S.CLAIMED,
+        Delivery.lease_owner == bindparam("p_worker"),
+        _not_paused(Delivery.account),
+    )
+    .values(
+        status=S.SENDING,
+        attempts=Delivery.attempts + 1,
+        current_attempt_id=bindparam("p_attempt"),
+        fingerprint=bindparam("p_fingerprint"),
+        lease_expires_at=db_now(bindparam("p_lease", type_=Float())),
+    )
+)
+_FINISH_ATTEMPT = (
+    update(Attempt)
+    .where(Attempt.id == bindparam("p_attempt"))
+    .values(
+        finished_at=db_now(),
+        outcome=bindparam("p_outcome"),
+        error_code=bindparam("p_error_code"),
+        error=bindparam("p_error"),
+        remote_id=bindparam("p_remote_id"),
+    )
+)
+
+
+@cache
+def _finish_statement(status: S, refund_attempt: bool, outcome: str) -> Any:
+    """The guarded UPDATE that records an attempt's end (one per kind of ending)."""
+    values: dict[str, Any] = {
+        "status": status,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "last_error_code": bindparam("p_error_code"),
+        "last_error": bindparam("p_error"),
+    }
+    if status == S.SENT:
+        values |= {
+            "remote_id": bindparam("p_remote_id"),
+            "permalink": bindparam("p_permalink"),
+            "sent_at": db_now(),
+        }
+    if status in (S.RETRY_WAIT, S.IN_DOUBT):
+        values["next_attempt_at"] = db_now(bindparam("p_retry_in", type_=Float()))
+    if refund_attempt:
+        values["attempts"] = Delivery.attempts - 1
+    if outcome == "reconcile_later":
+        values["reconcile_tries"] = Delivery.reconcile_tries + 1
+    if status == S.RETRY_WAIT:  # a post cancelled meanwhile is not tried again
+        values["status"] = case((_post_cancelled(), S.CANCELLED), else_=status)
+    return (
+        update(Delivery)
+        .where(
+            Delivery.id == bindparam("p_delivery"),
+            Delivery.current_attempt_id == bindparam("p_attempt"),
+            Delivery.status.in_((S.SENDING, S.IN_DOUBT, S.NEEDS_HUMAN)),
+        )
+        .values(**values)
+    )
+
+
 _CLAIMED_COLUMNS = (
     Delivery.id,
     Delivery.post_id,
@@ -802,6 +946,7 @@ _CLAIMED_COLUMNS = (
     Delivery.current_attempt_id,
     Delivery.fingerprint,
     Delivery.reconcile_tries,
+    Delivery.status,
 )
 
 
@@ -833,6 +978,6 @@ def _content(draft: PostDraft) -> dict[str, Any]:
 # The claim's status test written with literal values, as the partial index `ix_deliveries_due`
 # states it: SQLite uses a partial index only when the query repeats its condition, and a
 # bound parameter does not (with it, SQLite scanned the whole table: 19x slower at 1M rows).
-_LIVE = Delivery.status.in_(
-    bindparam("live_statuses", [s.value for s in CLAIMABLE], expanding=True, literal_execute=True)
+_DUE = Delivery.status.in_(
+    bindparam("due_statuses", [s.value for s in DUE], expanding=True, literal_execute=True)
 )

@@ -120,6 +120,8 @@ TERMINAL = frozenset(
 )
 # Statuses a claim may pick up (an expired `claimed` lease means nothing was sent).
 CLAIMABLE = (DeliveryStatus.PENDING, DeliveryStatus.RETRY_WAIT, DeliveryStatus.CLAIMED)
+# What the dispatcher's claim looks at: sends to make, and uncertain sends to look up.
+DUE = (*CLAIMABLE, DeliveryStatus.IN_DOUBT)
 
 
 class Cluster(Base):
@@ -258,19 +260,22 @@ class Post(Base):
     )
 
 
+DUE_WHERE = "status IN ('pending', 'retry_wait', 'claimed', 'in_doubt')"
+
+
 class Delivery(Base):
     """One post to one target. The unique key makes fan-out idempotent."""
 
     __tablename__ = "deliveries"
     __table_args__ = (
         UniqueConstraint("post_id", "channel", "target_id"),
-        # The claim reads only live rows; a partial index keeps it cheap as history grows.
+        # The claim reads only due rows (`DUE`); a partial index keeps it cheap as history grows.
         Index(
             "ix_deliveries_due",
             "account",
             "next_attempt_at",
-            postgresql_where=text("status IN ('pending', 'retry_wait', 'claimed')"),
-            sqlite_where=text("status IN ('pending', 'retry_wait', 'claimed')"),
+            postgresql_where=text(DUE_WHERE),
+            sqlite_where=text(DUE_WHERE),
         ),
         Index(
             "ix_deliveries_sending",

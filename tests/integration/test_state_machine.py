@@ -73,9 +73,27 @@ class DeliveryMachine(RuleBasedStateMachine):
 
     # ---- the workers ---------------------------------------------------------------------
 
-    @rule(worker=st.sampled_from(WORKERS))
-    def claim(self, worker: str) -> None:
-        for claimed in self.run(self.queue.claim("zalo", 2, worker=worker, lease_seconds=600)):
+    def _claim(self, worker: str, limit: int) -> list[Claimed]:
+        """Claim; what comes back in doubt is looked up on the platform at once.
+
+        Found → sent; absent → pending once; absent again → a person.
+        """
+        sends = []
+        for claimed in self.run(self.queue.claim("zalo", limit, worker=worker, lease_seconds=600)):
+            if claimed.status != S.IN_DOUBT:
+                sends.append(claimed)
+                continue
+            attempt = claimed.current_attempt_id
+            assert attempt is not None
+            if self.landed.get(claimed.id):
+                self.run(self.queue.finish(claimed.id, attempt, S.SENT, outcome="reconciled"))
+            elif not self.run(self.queue.resend_after_absent(claimed, worker=worker)):
+                self.run(self.queue.finish(claimed.id, attempt, S.NEEDS_HUMAN, outcome="absent"))
+        return sends
+
+    @rule(worker=st.sampled_from(WORKERS), limit=st.integers(1, 5))
+    def claim(self, worker: str, limit: int) -> None:
+        for claimed in self._claim(worker, limit):
             self.held[worker][claimed.id] = claimed
 
     @rule(worker=st.sampled_from(WORKERS), data=st.data())
@@ -151,18 +169,6 @@ class DeliveryMachine(RuleBasedStateMachine):
 
         self.run(due())
 
-    @rule(worker=st.sampled_from(WORKERS))
-    def reconcile(self, worker: str) -> None:
-        """Look on the platform: found → sent; absent → pending once; else a person."""
-        doubtful = self.run(self.queue.claim_in_doubt("zalo", 5, worker=worker, lease_seconds=600))
-        for claimed in doubtful:
-            attempt = claimed.current_attempt_id
-            assert attempt is not None
-            if self.landed.get(claimed.id):
-                self.run(self.queue.finish(claimed.id, attempt, S.SENT, outcome="reconciled"))
-            elif not self.run(self.queue.resend_after_absent(claimed, worker=worker)):
-                self.run(self.queue.finish(claimed.id, attempt, S.NEEDS_HUMAN, outcome="absent"))
-
     @precondition(lambda self: not self.cancelled)
     @rule()
     def cancel(self) -> None:
@@ -194,8 +200,7 @@ class DeliveryMachine(RuleBasedStateMachine):
             self.expire_leases()
             self.sweep()
             self.retry_now("A")
-            self.reconcile("A")
-            for claimed in self.run(self.queue.claim("zalo", 10, worker="A", lease_seconds=600)):
+            for claimed in self._claim("A", 10):
                 attempt = self.run(
                     self.queue.begin_attempt(
                         claimed, worker="A", fingerprint="f", lease_seconds=600
