@@ -158,6 +158,13 @@ class Dispatcher:
         """How many more deliveries of `account` this process may hold now."""
         return HELD_PER_SLOT * self._cap(account) - len(self._inflight[account])
 
+    def _worth_claiming(self, account: str) -> bool:
+        """Room for half a slot's worth: claims come in batches, not one per finished send.
+
+        The deliveries already held and made ready keep the slots busy meanwhile.
+        """
+        return self._room(account) >= max(1, self._cap(account) // 2)
+
     @property
     def busy(self) -> int:
         """Deliveries this process is working on now."""
@@ -180,6 +187,8 @@ class Dispatcher:
                 log.warning("%d lần gửi bị gián đoạn chuyển sang chờ đối soát", swept)
         started = 0
         for account, connector in self.connectors.items():
+            if not self._worth_claiming(account):
+                continue
             claimed_now = await self.queue.claim(
                 account,
                 self._room(account),
@@ -222,7 +231,7 @@ class Dispatcher:
             self._wake.clear()
             try:
                 await self.step()
-                if all(self._room(account) <= 0 for account in self.connectors):
+                if not any(self._worth_claiming(account) for account in self.connectors):
                     # Full: a finished send wakes the loop; nothing to time until then.
                     await _first_of(self._wake, stop, self.policy.poll_seconds)
                     continue

@@ -8,15 +8,18 @@ See docs/ARCHITECTURE.md for the state machine.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from functools import cache
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     Float,
+    Integer,
+    String,
+    Text,
     bindparam,
     case,
     delete,
@@ -122,6 +125,8 @@ class PostQueue:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
         self._engine: AsyncEngine = sessions.kw["bind"]
+        # One statement is its own transaction: no BEGIN and COMMIT round trips around it.
+        self._single = self._engine.execution_options(isolation_level="AUTOCOMMIT")
         self._begins = GroupCommit(self._begin_many)
         self._finishes = GroupCommit(self._finish_many)
 
@@ -402,7 +407,7 @@ class PostQueue:
             )
             .returning(*_CLAIMED_COLUMNS)
         )
-        async with self._engine.begin() as conn:
+        async with self._single.connect() as conn:
             rows = (await conn.execute(statement)).all()
         return [Claimed(**row._asdict()) for row in rows]
 
@@ -420,33 +425,26 @@ class PostQueue:
         )
 
     async def _begin_many(self, items: Sequence[_Begin]) -> list[int | None]:
+        begun: list[int | None] = [None] * len(items)
         async with self._engine.begin() as conn:
-            attempt_ids = (
-                (
-                    await conn.execute(
-                        _NEW_ATTEMPTS,
-                        [
-                            {"delivery_id": i.delivery_id, "number": i.number, "worker": i.worker}
-                            for i in items
-                        ],
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            begun: list[int | None] = []
-            for item, attempt_id in zip(items, attempt_ids, strict=True):
-                result = await conn.execute(
-                    _BEGIN,
-                    {
-                        "p_delivery": item.delivery_id,
-                        "p_worker": item.worker,
-                        "p_attempt": attempt_id,
-                        "p_fingerprint": item.fingerprint,
-                        "p_lease": item.lease_seconds,
-                    },
-                )
-                begun.append(attempt_id if getattr(result, "rowcount", 0) else None)
+            rows = [
+                {"delivery_id": i.delivery_id, "number": i.number, "worker": i.worker}
+                for i in items
+            ]
+            attempt_ids = list((await conn.scalars(_NEW_ATTEMPTS, rows)).all())
+            for group in _groups(items, lambda i: (i.worker, i.lease_seconds)):
+                first = items[group[0]]
+                params: dict[str, Any] = {"p_worker": first.worker, "p_lease": first.lease_seconds}
+                for n, index in enumerate(group):
+                    params |= {
+                        f"d{n}": items[index].delivery_id,
+                        f"a{n}": attempt_ids[index],
+                        f"f{n}": items[index].fingerprint,
+                    }
+                moved = set(await conn.scalars(_begin_statement(len(group)), params))
+                for index in group:
+                    if items[index].delivery_id in moved:
+                        begun[index] = attempt_ids[index]
             unused = [a for a, b in zip(attempt_ids, begun, strict=True) if b is None]
             if unused:
                 await conn.execute(delete(Attempt).where(Attempt.id.in_(unused)))
@@ -457,7 +455,7 @@ class PostQueue:
 
         A claimed delivery goes back to pending; an in_doubt one stays in doubt, unleased.
         """
-        async with self._engine.begin() as conn:
+        async with self._single.connect() as conn:
             await conn.execute(
                 update(Delivery)
                 .where(
@@ -474,7 +472,7 @@ class PostQueue:
 
     async def paused(self, account: str) -> bool:
         """Whether the account rests now (a pause in force, or waiting for a person)."""
-        async with self._engine.connect() as conn:
+        async with self._single.connect() as conn:
             return bool(await conn.scalar(select(~_not_paused(literal(account)))))
 
     async def finish(
@@ -515,23 +513,25 @@ class PostQueue:
         )
 
     async def _finish_many(self, items: Sequence[_Finish]) -> list[bool]:
+        recorded = [False] * len(items)
         async with self._engine.begin() as conn:
-            recorded: list[bool] = []
-            for item in items:
-                statement = _finish_statement(item.status, item.refund_attempt, item.outcome)
-                result = await conn.execute(
-                    statement,
-                    {
-                        "p_delivery": item.delivery_id,
-                        "p_attempt": item.attempt_id,
-                        "p_remote_id": item.remote_id,
-                        "p_permalink": item.permalink,
-                        "p_error_code": item.error_code,
-                        "p_error": item.error,
-                        "p_retry_in": item.retry_in,
-                    },
-                )
-                recorded.append(bool(getattr(result, "rowcount", 0)))
+            for group in _groups(items, _Finish.kind):
+                params: dict[str, Any] = {}
+                for n, index in enumerate(group):
+                    item = items[index]
+                    params |= {
+                        f"d{n}": item.delivery_id,
+                        f"a{n}": item.attempt_id,
+                        f"c{n}": item.error_code,
+                        f"e{n}": item.error,
+                        f"r{n}": item.remote_id,
+                        f"l{n}": item.permalink,
+                        f"t{n}": item.retry_in,
+                    }
+                statement = _finish_statement(*items[group[0]].kind(), len(group))
+                moved = set(await conn.scalars(statement, params))
+                for index in group:
+                    recorded[index] = items[index].delivery_id in moved
             done = [item for item, ok in zip(items, recorded, strict=True) if ok]
             if done:
                 await conn.execute(
@@ -559,8 +559,8 @@ class PostQueue:
         self, delivery_id: int, attempt_id: int, *, lease_seconds: float
     ) -> None:
         """Keep a send's lease while it is still running."""
-        async with self._sessions.begin() as session:
-            await session.execute(
+        async with self._single.connect() as conn:
+            await conn.execute(
                 update(Delivery)
                 .where(
                     Delivery.id == delivery_id,
@@ -572,8 +572,8 @@ class PostQueue:
 
     async def sweep(self) -> int:
         """Deliveries whose sender vanished mid-send become in_doubt, never silently re-sent."""
-        async with self._sessions.begin() as session:
-            result = await session.execute(
+        async with self._single.connect() as conn:
+            result = await conn.execute(
                 update(Delivery)
                 .where(Delivery.status == S.SENDING, Delivery.lease_expires_at < db_now())
                 .values(
@@ -810,8 +810,8 @@ class PostQueue:
         statement = select(
             due.scalar_subquery(), lease.scalar_subquery(), paused.scalar_subquery(), db_now()
         )
-        async with self._sessions() as session:
-            row = (await session.execute(statement)).one()
+        async with self._single.connect() as conn:
+            row = (await conn.execute(statement)).one()
         *candidates, now = row
         soonest = min((t for t in candidates if t is not None), default=None)
         return (max(soonest, now) if soonest is not None else None), now
@@ -845,6 +845,14 @@ class PostQueue:
         return value
 
 
+class _Write(Protocol):
+    @property
+    def delivery_id(self) -> int: ...
+
+
+W = TypeVar("W", bound=_Write)
+
+
 @dataclass(frozen=True)
 class _Begin:
     delivery_id: int
@@ -868,25 +876,13 @@ class _Finish:
     refund_attempt: bool
     mention_instead: bool
 
+    def kind(self) -> tuple[S, bool, bool]:
+        """Outcomes of one kind are recorded by one statement."""
+        return self.status, self.refund_attempt, self.outcome == "reconcile_later"
+
 
 # The dispatcher's own writes, built once: each runs for every delivery.
 _NEW_ATTEMPTS = insert(Attempt).returning(Attempt.id, sort_by_parameter_order=True)
-_BEGIN = (
-    update(Delivery)
-    .where(
-        Delivery.id == bindparam("p_delivery"),
-        Delivery.status == S.CLAIMED,
-        Delivery.lease_owner == bindparam("p_worker"),
-        _not_paused(Delivery.account),
-    )
-    .values(
-        status=S.SENDING,
-        attempts=Delivery.attempts + 1,
-        current_attempt_id=bindparam("p_attempt"),
-        fingerprint=bindparam("p_fingerprint"),
-        lease_expires_at=db_now(bindparam("p_lease", type_=Float())),
-    )
-)
 _FINISH_ATTEMPT = (
     update(Attempt)
     .where(Attempt.id == bindparam("p_attempt"))
@@ -900,38 +896,93 @@ _FINISH_ATTEMPT = (
 )
 
 
+def _groups(items: Sequence[W], key: Callable[[W], Hashable]) -> list[list[int]]:
+    """Indexes of `items` by `key`, in order; a delivery twice in one batch goes in two groups."""
+    groups: list[tuple[Hashable, set[int], list[int]]] = []
+    for index, item in enumerate(items):
+        delivery = item.delivery_id
+        for k, ids, members in groups:
+            if k == key(item) and delivery not in ids:
+                ids.add(delivery)
+                members.append(index)
+                break
+        else:
+            groups.append((key(item), {delivery}, [index]))
+    return [members for _, _, members in groups]
+
+
+def _each(name: str, size: int, type_: Any) -> Any:
+    """A value that differs by row in a set-based UPDATE: CASE id WHEN :d0 THEN :name0 … END."""
+    return case(
+        *(
+            (
+                Delivery.id == bindparam(f"d{n}", type_=Integer()),
+                bindparam(f"{name}{n}", type_=type_),
+            )
+            for n in range(size)
+        )
+    )
+
+
+def _ids(size: int) -> list[Any]:
+    return [bindparam(f"d{n}", type_=Integer()) for n in range(size)]
+
+
 @cache
-def _finish_statement(status: S, refund_attempt: bool, outcome: str) -> Any:
-    """The guarded UPDATE that records an attempt's end (one per kind of ending)."""
+def _begin_statement(size: int) -> Any:
+    """claimed → sending for `size` deliveries of one worker, each guarded as if alone."""
+    return (
+        update(Delivery)
+        .where(
+            Delivery.id.in_(_ids(size)),
+            Delivery.status == S.CLAIMED,
+            Delivery.lease_owner == bindparam("p_worker"),
+            _not_paused(Delivery.account),
+        )
+        .values(
+            status=S.SENDING,
+            attempts=Delivery.attempts + 1,
+            current_attempt_id=_each("a", size, Integer()),
+            fingerprint=_each("f", size, String()),
+            lease_expires_at=db_now(bindparam("p_lease", type_=Float())),
+        )
+        .returning(Delivery.id)
+    )
+
+
+@cache
+def _finish_statement(status: S, refund_attempt: bool, looked_again: bool, size: int) -> Any:
+    """Record how `size` attempts ended alike; each row is guarded by its own attempt."""
     values: dict[str, Any] = {
         "status": status,
         "lease_owner": None,
         "lease_expires_at": None,
-        "last_error_code": bindparam("p_error_code"),
-        "last_error": bindparam("p_error"),
+        "last_error_code": _each("c", size, String()),
+        "last_error": _each("e", size, Text()),
     }
     if status == S.SENT:
         values |= {
-            "remote_id": bindparam("p_remote_id"),
-            "permalink": bindparam("p_permalink"),
+            "remote_id": _each("r", size, String()),
+            "permalink": _each("l", size, Text()),
             "sent_at": db_now(),
         }
     if status in (S.RETRY_WAIT, S.IN_DOUBT):
-        values["next_attempt_at"] = db_now(bindparam("p_retry_in", type_=Float()))
+        values["next_attempt_at"] = db_now(_each("t", size, Float()))
     if refund_attempt:
         values["attempts"] = Delivery.attempts - 1
-    if outcome == "reconcile_later":
+    if looked_again:
         values["reconcile_tries"] = Delivery.reconcile_tries + 1
     if status == S.RETRY_WAIT:  # a post cancelled meanwhile is not tried again
         values["status"] = case((_post_cancelled(), S.CANCELLED), else_=status)
     return (
         update(Delivery)
         .where(
-            Delivery.id == bindparam("p_delivery"),
-            Delivery.current_attempt_id == bindparam("p_attempt"),
+            Delivery.id.in_(_ids(size)),
+            Delivery.current_attempt_id == _each("a", size, Integer()),
             Delivery.status.in_((S.SENDING, S.IN_DOUBT, S.NEEDS_HUMAN)),
         )
         .values(**values)
+        .returning(Delivery.id)
     )
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import DateTime, Float, TypeDecorator, literal
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
 
@@ -50,10 +50,11 @@ class db_now(FunctionElement[datetime]):  # reads like the SQL function it is
     type = UTCDateTime()
     inherit_cache = True
 
-    def __init__(self, offset_seconds: float | BindParameter[float] = 0.0) -> None:
+    def __init__(self, offset_seconds: float | ColumnElement[float] = 0.0) -> None:
         # The offset is a bound parameter, so one cached statement serves every offset;
-        # a named one (`bindparam("lease", type_=Float())`) lets a prebuilt statement take it.
-        if not isinstance(offset_seconds, BindParameter):
+        # a named one (`bindparam("lease", type_=Float())`) or an expression lets a prebuilt
+        # statement take it.
+        if not isinstance(offset_seconds, ColumnElement):
             offset_seconds = literal(float(offset_seconds), Float())
         super().__init__(offset_seconds)
 
