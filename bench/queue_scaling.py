@@ -7,7 +7,9 @@ For each size it fills a fresh database with that many Zalo group deliveries, wr
 directly with one INSERT … SELECT: all `sent` except `--pending` (10,000) that are `pending`
 and due. Then it times `--claims` calls of `PostQueue.claim` for `--batch` deliveries each,
 as the dispatcher makes them, and prints the median and p95 per claim, the ratio of the
-largest size to the smallest, and the query plan of the claim statement. PostgreSQL gets a
+largest size to the smallest, and the query plan of the claim statement. It also times the
+two other statements of a dispatcher loop pass: the next-due read (`next_due_and_now`)
+and the sweep of abandoned sends (`sweep`), median of as many calls. PostgreSQL gets a
 VACUUM ANALYZE after the load (what autovacuum would do); SQLite gets nothing, as in use.
 It prints figures; it never fails on a timing.
 """
@@ -68,10 +70,20 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
+async def timed(calls: int, work: Any) -> list[float]:
+    """Milliseconds of each of `calls` awaits of `work()`."""
+    timings: list[float] = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        await work()
+        timings.append((time.perf_counter() - started) * 1000)
+    return timings
+
+
 async def measure(
     url: str, total: int, pending: int, claims: int, batch: int, explain: bool
-) -> tuple[float, float, float, list[str]]:
-    """(fill seconds, median ms, p95 ms, plan lines) for one database of `total` rows."""
+) -> tuple[float, float, float, float, float, list[str]]:
+    """(fill s, claim median and p95 ms, next-due and sweep median ms, plan) for `total` rows."""
     upgrade(url)
     app = App(Settings(_env_file=None, database_url=url, log_level="WARNING"))
     backend = app.engine.dialect.name
@@ -91,14 +103,17 @@ async def measure(
                     text("VACUUM ANALYZE deliveries")
                 )
         filled = time.perf_counter() - started
-        timings: list[float] = []
-        for _ in range(claims):
-            started = time.perf_counter()
+
+        async def claim() -> None:
             got = await app.queue.claim(ACCOUNT, batch, worker="bench", lease_seconds=300)
-            timings.append((time.perf_counter() - started) * 1000)
             assert len(got) == batch, len(got)
+
+        timings = await timed(claims, claim)
+        next_due = statistics.median(await timed(claims, app.queue.next_due_and_now))
+        sweep = statistics.median(await timed(claims, app.queue.sweep))
         plan = await claim_plan(app, backend) if explain else []
-        return filled, statistics.median(timings), percentile(timings, 0.95), plan
+        median, p95 = statistics.median(timings), percentile(timings, 0.95)
+        return filled, median, p95, next_due, sweep, plan
     finally:
         await app.aclose()
 
@@ -153,7 +168,10 @@ async def main() -> None:
     sizes = [int(size) for size in args.sizes.split(",")]
     backends = ["sqlite"] + ([] if args.no_postgres else ["postgresql"])
     print(f"{args.claims} claims of {args.batch}, {args.pending} pending rows in each size")
-    print(f"{'backend':<11} {'rows':>9} {'fill s':>7} {'median ms':>10} {'p95 ms':>7}")
+    print(
+        f"{'backend':<11} {'rows':>9} {'fill s':>7} {'median ms':>10} {'p95 ms':>7}"
+        f" {'next-due ms':>12} {'sweep ms':>9}"
+    )
     plans: dict[str, list[str]] = {}
     for backend in backends:
         medians: list[float] = []
@@ -166,7 +184,7 @@ async def main() -> None:
                 else:
                     name, url = fresh_postgres(args.postgres)
                 try:
-                    filled, median, p95, plan = await measure(
+                    filled, median, p95, next_due, sweep, plan = await measure(
                         url, size, min(args.pending, size), args.claims, args.batch, last
                     )
                 finally:
@@ -175,7 +193,10 @@ async def main() -> None:
             medians.append(median)
             if plan:
                 plans[backend] = plan
-            print(f"{backend:<11} {size:>9} {filled:>7.1f} {median:>10.2f} {p95:>7.2f}")
+            print(
+                f"{backend:<11} {size:>9} {filled:>7.1f} {median:>10.2f} {p95:>7.2f}"
+                f" {next_due:>12.2f} {sweep:>9.2f}"
+            )
         if len(sizes) > 1:
             ratio = medians[-1] / medians[0]
             print(f"{backend:<11} median {sizes[-1]} / {sizes[0]} rows: {ratio:.2f}x")

@@ -575,7 +575,7 @@ class PostQueue:
         async with self._single.connect() as conn:
             result = await conn.execute(
                 update(Delivery)
-                .where(Delivery.status == S.SENDING, Delivery.lease_expires_at < db_now())
+                .where(_HELD, Delivery.status == S.SENDING, Delivery.lease_expires_at < db_now())
                 .values(
                     status=S.IN_DOUBT,
                     lease_owner=None,
@@ -787,28 +787,33 @@ class PostQueue:
         One statement, so one snapshot: rows moving between states while it runs cannot
         make it miss them.
         """
+        # Each part reads one of the partial indexes (`_DUE`, `_HELD`), never the history.
         leased = Delivery.lease_expires_at > db_now()  # an in_doubt row being reconciled
         due = select(func.min(Delivery.next_attempt_at)).where(
+            _DUE,
             or_(
                 Delivery.status.in_((S.PENDING, S.RETRY_WAIT)),
                 (Delivery.status == S.IN_DOUBT) & ~func.coalesce(leased, False),
             ),
             _not_paused(Delivery.account),
         )
-        lease = select(func.min(Delivery.lease_expires_at)).where(
-            Delivery.status.in_((S.CLAIMED, S.SENDING, S.IN_DOUBT))
+        claim_lease = select(func.min(Delivery.lease_expires_at)).where(
+            _DUE, Delivery.status == S.CLAIMED
+        )
+        send_lease = select(func.min(Delivery.lease_expires_at)).where(_HELD)
+        live = or_(
+            exists(select(Delivery.id).where(_DUE, Delivery.account == Account.key)),
+            exists(select(Delivery.id).where(_HELD, Delivery.account == Account.key)),
         )
         paused = select(func.min(Account.paused_until)).where(
-            Account.paused_until > db_now(),
-            ~Account.needs_reauth,
-            exists(
-                select(Delivery.id).where(
-                    Delivery.account == Account.key, Delivery.status.in_(LIVE)
-                )
-            ),
+            Account.paused_until > db_now(), ~Account.needs_reauth, live
         )
         statement = select(
-            due.scalar_subquery(), lease.scalar_subquery(), paused.scalar_subquery(), db_now()
+            due.scalar_subquery(),
+            claim_lease.scalar_subquery(),
+            send_lease.scalar_subquery(),
+            paused.scalar_subquery(),
+            db_now(),
         )
         async with self._single.connect() as conn:
             row = (await conn.execute(statement)).one()
@@ -1031,4 +1036,10 @@ def _content(draft: PostDraft) -> dict[str, Any]:
 # bound parameter does not (with it, SQLite scanned the whole table: 19x slower at 1M rows).
 _DUE = Delivery.status.in_(
     bindparam("due_statuses", [s.value for s in DUE], expanding=True, literal_execute=True)
+)
+# The same for `ix_deliveries_sending`: rows on the wire or in doubt, by lease.
+_HELD = Delivery.status.in_(
+    bindparam(
+        "held_statuses", [S.SENDING.value, S.IN_DOUBT.value], expanding=True, literal_execute=True
+    )
 )

@@ -20,7 +20,7 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-from sqlalchemy import select, update
+from sqlalchemy import select, true, update
 
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.models import Base, Delivery
@@ -138,14 +138,20 @@ class DeliveryMachine(RuleBasedStateMachine):
                 self.landed[delivery] = self.landed.get(delivery, 0) + 1
         self.held[worker].clear()
         self.in_flight[worker].clear()
-        self.expire_leases()
+        # Only the dead worker's leases lapse: a live sender renews its own and stops its send
+        # before the lease could run out (`Dispatcher._within_lease`), so the sweep never
+        # takes a send that is still running.
+        self.expire_leases(worker)
 
-    def expire_leases(self) -> None:
+    def expire_leases(self, worker: str | None = None) -> None:
+        """Time passes for the leases of `worker` (of every worker when None)."""
+
         async def expire() -> None:
+            owned = Delivery.lease_owner == worker if worker else true()
             async with make_sessionmaker(self.engine).begin() as session:
                 await session.execute(
                     update(Delivery)
-                    .where(Delivery.lease_expires_at.is_not(None))
+                    .where(Delivery.lease_expires_at.is_not(None), owned)
                     .values(lease_expires_at=datetime.now(UTC) - timedelta(seconds=1))
                 )
 
