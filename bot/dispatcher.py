@@ -22,7 +22,7 @@ from typing import TypeVar
 from bot.backoff import full_jitter
 from bot.db.engine import UNREACHABLE
 from bot.db.models import DeliveryStatus as S
-from bot.queue import Claimed, PostQueue
+from bot.queue import Claimed, DueTimes, PostQueue
 from connectors.base import (
     AuthExpired,
     CannotTell,
@@ -150,6 +150,12 @@ class Dispatcher:
         self._stop = asyncio.Event()
         self._stopping = False
         self._last_sweep = float("-inf")
+        # When each account is next worth a claim, in loop time, from the last look at the
+        # database; an account missing here is claimed on the next pass. A claim that comes
+        # back short asks for a new look (`_stale`); so does a wake from outside.
+        self._ready_at: dict[str, float] = {}
+        self._sweep_due = float("inf")
+        self._stale = True
 
     def _cap(self, account: str) -> int:
         return self.policy.concurrency.get(account, 1)
@@ -171,8 +177,13 @@ class Dispatcher:
         return sum(len(tasks) for tasks in self._inflight.values())
 
     def wake(self) -> None:
-        """Make the loop look for work now."""
+        """Make the loop look for work now (new work was queued, or its time has come)."""
+        self._ready_at.clear()
         self._wake.set()
+
+    def _ready(self, account: str, loop_time: float) -> bool:
+        """Room for a batch, and (as far as the last look knows) something due."""
+        return self._worth_claiming(account) and self._ready_at.get(account, loop_time) <= loop_time
 
     async def step(self) -> int:
         """Sweep (at most once a second), then lease and start what is due within each cap.
@@ -183,18 +194,21 @@ class Dispatcher:
         if loop_time - self._last_sweep >= SWEEP_EVERY:
             self._last_sweep = loop_time
             swept = await self.queue.sweep()
+            self._sweep_due = float("inf")  # the next look says when a lease lapses next
+            self._stale = True
             if swept:
                 log.warning("%d lần gửi bị gián đoạn chuyển sang chờ đối soát", swept)
+                self._ready_at.clear()  # what was swept is due for a look-up now
         started = 0
         for account, connector in self.connectors.items():
-            if not self._worth_claiming(account):
+            if not self._ready(account, loop_time):
                 continue
+            room = self._room(account)
             claimed_now = await self.queue.claim(
-                account,
-                self._room(account),
-                worker=self.worker,
-                lease_seconds=self.policy.lease_seconds,
+                account, room, worker=self.worker, lease_seconds=self.policy.lease_seconds
             )
+            if len(claimed_now) < room:  # nothing more due now: when next? look
+                self._stale = True
             for claimed in claimed_now:
                 work = self._reconcile if claimed.status == S.IN_DOUBT else self._deliver
                 self._start(account, work(connector, claimed), claimed.id)
@@ -207,6 +221,7 @@ class Dispatcher:
         self._held.add(delivery_id)
 
         def done(finished: asyncio.Task[None]) -> None:
+            self._ready_at.pop(account, None)  # room again, and the outcome may have made work
             self._inflight[account].discard(finished)
             self._held.discard(delivery_id)
             exc = None if finished.cancelled() else finished.exception()
@@ -231,11 +246,15 @@ class Dispatcher:
             self._wake.clear()
             try:
                 await self.step()
-                if not any(self._worth_claiming(account) for account in self.connectors):
-                    # Full: a finished send wakes the loop; nothing to time until then.
-                    await _first_of(self._wake, stop, self.policy.poll_seconds)
+                loop_time = asyncio.get_running_loop().time()
+                if not self._stale and not any(self._ready(a, loop_time) for a in self.connectors):
+                    # Full, or nothing due where there is room: a finished send, the clock or
+                    # the time the last look gave wakes the loop.
+                    await _first_of(self._wake, stop, self._until_ready(loop_time))
                     continue
-                next_due, now = await self.queue.next_due_and_now()
+                times = await self.queue.due_times(tuple(self.connectors))
+                self._remember(times, loop_time)
+                next_due, now = times.soonest, times.now
             except UNREACHABLE as exc:
                 outage += 1
                 delay = full_jitter(outage, base=1.0, cap=OUTAGE_RETRY_CAP)
@@ -266,6 +285,24 @@ class Dispatcher:
                 timeout = max(0.0, (soonest - now).total_seconds())
             await _first_of(self._wake, stop, timeout)
         await self.drain(self.policy.stop_grace_seconds)
+
+    def _remember(self, times: DueTimes, loop_time: float) -> None:
+        """Keep, in loop time, when each account next has work (nothing queued: poll)."""
+        self._stale = False
+        for account, when in times.by_account.items():
+            wait = self.policy.poll_seconds
+            if when is not None:
+                wait = min(wait, (when - times.now).total_seconds())
+            self._ready_at[account] = loop_time + max(0.0, wait)
+        if times.sweep_at is not None:  # the sweep runs in the pass after a lease lapses
+            self._sweep_due = loop_time + max(0.0, (times.sweep_at - times.now).total_seconds())
+
+    def _until_ready(self, loop_time: float) -> float:
+        """Seconds until an account with room is due, a lease lapses, or the next poll."""
+        room = [a for a in self.connectors if self._worth_claiming(a)]
+        times = [self._ready_at.get(a, loop_time) for a in room]
+        times.append(max(self._sweep_due, self._last_sweep + SWEEP_EVERY))
+        return max(0.0, min(loop_time + self.policy.poll_seconds, *times) - loop_time)
 
     def _idle(self, now: datetime, next_due: datetime | None) -> bool:
         horizon = now + timedelta(seconds=self.policy.idle_horizon_seconds)

@@ -88,6 +88,23 @@ class Claimed:
 
 
 @dataclass(frozen=True)
+class DueTimes:
+    """What the dispatcher times its sleep by (see `PostQueue.due_times`)."""
+
+    by_account: dict[str, datetime | None]
+    """When each account next has a delivery to claim (a due time, a lapsed lease, the end of
+    a pause); None: nothing queued."""
+    sweep_at: datetime | None
+    """When the first lease of a send runs out (the sweep then takes it)."""
+    now: datetime
+
+    @property
+    def soonest(self) -> datetime | None:
+        times = [t for t in (*self.by_account.values(), self.sweep_at) if t is not None]
+        return max(min(times), self.now) if times else None
+
+
+@dataclass(frozen=True)
 class AccountState:
     """An account's health as the dispatcher and `status` see it."""
 
@@ -779,47 +796,24 @@ class PostQueue:
 
     async def next_due(self) -> datetime | None:
         """When the dispatcher next has something to do (a due time, a pause ending, a lease)."""
-        return (await self.next_due_and_now())[0]
+        return (await self.due_times()).soonest
 
-    async def next_due_and_now(self) -> tuple[datetime | None, datetime]:
-        """`next_due()` and the database's clock, read together.
+    async def due_times(self, accounts: Sequence[str] = ()) -> DueTimes:
+        """When each of `accounts` next has work, when a send's lease runs out, and "now".
 
-        One statement, so one snapshot: rows moving between states while it runs cannot
-        make it miss them.
+        With no accounts, one entry "*" covers them all. One statement, so one snapshot:
+        rows moving between states while it runs cannot make it miss them; each part reads
+        one of the partial indexes (`_DUE`, `_HELD`), never the history.
         """
-        # Each part reads one of the partial indexes (`_DUE`, `_HELD`), never the history.
-        leased = Delivery.lease_expires_at > db_now()  # an in_doubt row being reconciled
-        due = select(func.min(Delivery.next_attempt_at)).where(
-            _DUE,
-            or_(
-                Delivery.status.in_((S.PENDING, S.RETRY_WAIT)),
-                (Delivery.status == S.IN_DOUBT) & ~func.coalesce(leased, False),
-            ),
-            _not_paused(Delivery.account),
-        )
-        claim_lease = select(func.min(Delivery.lease_expires_at)).where(
-            _DUE, Delivery.status == S.CLAIMED
-        )
-        send_lease = select(func.min(Delivery.lease_expires_at)).where(_HELD)
-        live = or_(
-            exists(select(Delivery.id).where(_DUE, Delivery.account == Account.key)),
-            exists(select(Delivery.id).where(_HELD, Delivery.account == Account.key)),
-        )
-        paused = select(func.min(Account.paused_until)).where(
-            Account.paused_until > db_now(), ~Account.needs_reauth, live
-        )
-        statement = select(
-            due.scalar_subquery(),
-            claim_lease.scalar_subquery(),
-            send_lease.scalar_subquery(),
-            paused.scalar_subquery(),
-            db_now(),
-        )
+        keys = tuple(accounts) or ("*",)
         async with self._single.connect() as conn:
-            row = (await conn.execute(statement)).one()
-        *candidates, now = row
-        soonest = min((t for t in candidates if t is not None), default=None)
-        return (max(soonest, now) if soonest is not None else None), now
+            row = (await conn.execute(_due_times_statement(keys))).one()
+        *per_account, sweep_at, now = row
+        by_account = {
+            key: min((t for t in per_account[n * 3 : n * 3 + 3] if t is not None), default=None)
+            for n, key in enumerate(keys)
+        }
+        return DueTimes(by_account, sweep_at, now)
 
     async def counts(self) -> dict[str, int]:
         """Deliveries by status."""
@@ -989,6 +983,39 @@ def _finish_statement(status: S, refund_attempt: bool, looked_again: bool, size:
         .values(**values)
         .returning(Delivery.id)
     )
+
+
+@cache
+def _due_times_statement(accounts: tuple[str, ...]) -> Any:
+    """Three times per account (or for all, "*"), the first send lease to lapse, and now."""
+    columns: list[Any] = []
+    for account in accounts:
+        mine = true() if account == "*" else Delivery.account == account
+        its = true() if account == "*" else Account.key == account
+        leased = Delivery.lease_expires_at > db_now()  # an in_doubt row being reconciled
+        due = select(func.min(Delivery.next_attempt_at)).where(
+            _DUE,
+            mine,
+            or_(
+                Delivery.status.in_((S.PENDING, S.RETRY_WAIT)),
+                (Delivery.status == S.IN_DOUBT) & ~func.coalesce(leased, False),
+            ),
+            _not_paused(Delivery.account),
+        )
+        # A claim or a look-up whose worker vanished is claimed again when its lease lapses.
+        lease = select(func.min(Delivery.lease_expires_at)).where(
+            _DUE, mine, Delivery.status.in_((S.CLAIMED, S.IN_DOUBT))
+        )
+        live = or_(
+            exists(select(Delivery.id).where(_DUE, Delivery.account == Account.key)),
+            exists(select(Delivery.id).where(_HELD, Delivery.account == Account.key)),
+        )
+        paused = select(func.min(Account.paused_until)).where(
+            its, Account.paused_until > db_now(), ~Account.needs_reauth, live
+        )
+        columns += [due.scalar_subquery(), lease.scalar_subquery(), paused.scalar_subquery()]
+    sending = select(func.min(Delivery.lease_expires_at)).where(_HELD, Delivery.status == S.SENDING)
+    return select(*columns, sending.scalar_subquery(), db_now())
 
 
 _CLAIMED_COLUMNS = (
