@@ -435,7 +435,7 @@ class PostQueue:
 
         Returns the attempt id, or None when the lease was lost, the post cancelled or the
         account paused since the claim (see `unclaim`). Begins asked for at about the same
-        time share one transaction (`bot.batch`); each is still its own guarded UPDATE.
+        time share one transaction and one UPDATE (`bot.batch`); each row keeps its own guard.
         """
         return await self._begins(
             _Begin(claimed.id, claimed.attempts + 1, worker, fingerprint, lease_seconds)
