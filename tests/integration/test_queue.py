@@ -216,3 +216,19 @@ async def test_a_send_that_fails_after_the_cancel_is_not_tried_again(queue: Post
     await queue.resend_after_absent(doubtful, worker=WORKER)  # absent on the platform
     assert {d.status for d in (await queue.get(post.id)).deliveries} == {S.CANCELLED}
     assert await queue.claim("zalo", 10, worker=WORKER, lease_seconds=60) == []
+
+
+async def test_a_claim_whose_account_was_paused_meanwhile_goes_back_to_pending(
+    queue: PostQueue,
+) -> None:
+    post = await queue.add(draft(), actor="o")
+    await queue.approve(post.id, targets(1), actor="o")
+    [claimed] = await queue.claim("zalo", 10, worker=WORKER, lease_seconds=60)
+    await queue.pause_account("zalo", seconds=600, needs_reauth=False, note="throttled")
+    assert await queue.paused("zalo") and not await queue.paused("facebook")
+    begun = await queue.begin_attempt(claimed, worker=WORKER, fingerprint="f", lease_seconds=60)
+    assert begun is None  # nothing goes on the wire while the account rests
+    await queue.unclaim(claimed.id, worker=WORKER)
+    [delivery] = (await queue.get(post.id)).deliveries
+    assert (delivery.status, delivery.lease_owner, delivery.attempts) == (S.PENDING, None, 0)
+    assert await queue.claim("zalo", 10, worker=WORKER, lease_seconds=60) == []  # still paused

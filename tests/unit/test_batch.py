@@ -1,0 +1,91 @@
+"""Group commit: callers of about the same moment share one write, and keep their own results."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from bot.batch import GroupCommit
+
+
+class Recorder:
+    """A `write_many` that remembers its batches and fails on request."""
+
+    def __init__(self, *, bad: int | None = None, down: bool = False) -> None:
+        self.batches: list[list[int]] = []
+        self.bad = bad
+        self.down = down
+
+    async def __call__(self, items: Sequence[int]) -> list[int]:
+        await asyncio.sleep(0)  # a real write yields to the loop while it runs
+        if self.down:
+            raise OperationalError("UPDATE", {}, ConnectionRefusedError("refused"))
+        if self.bad in items:
+            raise ValueError(f"bad item {self.bad}")
+        self.batches.append(list(items))
+        return [item * 10 for item in items]
+
+
+async def test_callers_of_the_same_moment_share_one_write() -> None:
+    write = Recorder()
+    commit = GroupCommit(write)
+    results = await asyncio.gather(*(commit(n) for n in range(5)))
+    assert results == [0, 10, 20, 30, 40]
+    assert write.batches == [[0, 1, 2, 3, 4]]
+
+
+async def test_a_lone_write_goes_at_once_and_later_callers_form_the_next_batch() -> None:
+    write = Recorder()
+    commit = GroupCommit(write)
+    assert await commit(1) == 10
+    first = asyncio.ensure_future(commit(2))
+    await asyncio.sleep(0)  # the writer has taken [2]; these two arrive while it writes
+    rest = await asyncio.gather(commit(3), commit(4))
+    assert await first == 20 and list(rest) == [30, 40]
+    assert write.batches == [[1], [2], [3, 4]]
+
+
+async def test_batches_are_cut_at_the_limit() -> None:
+    write = Recorder()
+    commit = GroupCommit(write, limit=2)
+    await asyncio.gather(*(commit(n) for n in range(5)))
+    assert write.batches == [[0, 1], [2, 3], [4]]
+
+
+async def test_one_bad_item_fails_only_its_own_caller() -> None:
+    write = Recorder(bad=2)
+    commit = GroupCommit(write)
+    results = await asyncio.gather(*(commit(n) for n in range(4)), return_exceptions=True)
+    assert results[:2] == [0, 10] and results[3] == 30
+    assert isinstance(results[2], ValueError)
+    assert write.batches == [[0], [1], [3]]  # the batch failed, then each item went alone
+
+
+async def test_an_unreachable_database_reaches_every_caller_to_wait_out() -> None:
+    commit = GroupCommit(Recorder(down=True))
+    results = await asyncio.gather(*(commit(n) for n in range(3)), return_exceptions=True)
+    assert all(isinstance(r, OperationalError) for r in results)
+
+
+async def test_a_cancelled_caller_still_has_its_write_and_the_others_their_results() -> None:
+    write = Recorder()
+    commit = GroupCommit(write)
+    gone = asyncio.ensure_future(commit(1))
+    kept = asyncio.ensure_future(commit(2))
+    await asyncio.sleep(0)
+    gone.cancel()
+    assert await kept == 20
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    assert write.batches == [[1, 2]]
+
+
+def test_a_new_event_loop_gets_a_writer_of_its_own() -> None:
+    write = Recorder()
+    commit = GroupCommit(write)
+    assert asyncio.run(commit(1)) == 10
+    assert asyncio.run(commit(2)) == 20  # the first loop's writer is gone with its loop
+    assert write.batches == [[1], [2]]
