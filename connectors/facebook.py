@@ -359,13 +359,15 @@ class FacebookPageConnector:
             params["after"] = str(after)
         else:
             raise CannotTell(
-                "Trang có quá nhiều bài mới từ lúc gửi, không đọc lại được tới lúc đó."
+                "Trang có quá nhiều bài mới từ lúc gửi, không đọc lại được tới lúc đó.",
+                code="history_too_deep",
             )
         if message.video is not None:
             # A video still being processed is not among the published posts yet.
             raise CannotTell(
                 "Video có thể vẫn đang được Facebook xử lý; "
-                "hãy xem trên Trang rồi gửi lại nếu thiếu."
+                "hãy xem trên Trang rồi gửi lại nếu thiếu.",
+                code="video_processing",
             )
         return None
 

@@ -426,7 +426,9 @@ class ZaloOAConnector:
         `HISTORY_PAGES` pages: both raise CannotTell rather than guess "absent".
         """
         if message.channel not in ("zalo_group", "zalo_user", "zalo_mention"):
-            raise CannotTell("Zalo không cho đọc lại tin phát đến người quan tâm.")
+            raise CannotTell(
+                "Zalo không cho đọc lại tin phát đến người quan tâm.", code="unreadable"
+            )
         if message.channel == "zalo_mention":
             group_id = message.target_id.split("/", 1)[0]
             message = message.model_copy(update={"channel": "zalo_group", "target_id": group_id})
@@ -456,7 +458,9 @@ class ZaloOAConnector:
             oldest = min((int(item.get("time") or 0) for item in history), default=0)
             if len(history) < HISTORY_PAGE_SIZE or oldest < cutoff:
                 return found
-        raise CannotTell("Hội thoại quá dài, không đọc lại được tới lúc gửi.")
+        raise CannotTell(
+            "Hội thoại quá dài, không đọc lại được tới lúc gửi.", code="history_too_deep"
+        )
 
     async def _history(self, message: OutboundMessage, *, offset: int) -> list[dict[str, Any]]:
         if message.channel == "zalo_group":
