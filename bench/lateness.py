@@ -28,29 +28,14 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.app import App  # noqa: E402 - after the path is set
+from bench.common import start_sandbox  # noqa: E402 - after the path is set
+from bot.app import App  # noqa: E402
 from bot.db.migrate import upgrade  # noqa: E402
 from bot.queue import Target  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from content.kinds import PostDraft  # noqa: E402
 
 LEAD_SECONDS = 10.0  # the first post is due this long after queuing, so start-up is not counted
-
-
-def start_sandbox(port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "sandbox", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=ROOT,
-    )
-    for _ in range(100):
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/_sandbox/messages", timeout=1)
-            return process
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError("the sandbox did not start")
 
 
 async def queue_posts(url: str, total: int, rate: float) -> dict[str, datetime]:

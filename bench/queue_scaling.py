@@ -22,7 +22,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import event, text  # noqa: E402 - after the path is set
 
+from bench.common import drop_postgres, fresh_postgres  # noqa: E402
 from bot.app import App  # noqa: E402
 from bot.db.migrate import upgrade  # noqa: E402
 from bot.settings import Settings  # noqa: E402
@@ -140,22 +140,6 @@ async def claim_plan(app: App, backend: str) -> list[str]:
     if backend == "sqlite":  # (id, parent, notused, detail)
         return [f"{row[0]:>3} {row[1]:>3}  {row[3]}" for row in rows]
     return [str(row[0]) for row in rows]
-
-
-def fresh_postgres(admin_url: str) -> tuple[str, str]:
-    import psycopg
-
-    name = f"cdbot_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"'.encode())
-    return name, admin_url.rsplit("/", 1)[0] + f"/{name}"
-
-
-def drop_postgres(admin_url: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
 
 
 async def main() -> None:

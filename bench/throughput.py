@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import drop_postgres, fresh_postgres, start_sandbox  # noqa: E402
 from bot.app import App  # noqa: E402 - after the path is set
 from bot.db.migrate import upgrade  # noqa: E402
 from bot.db.models import Cluster, Delivery  # noqa: E402
@@ -37,22 +37,6 @@ from content.kinds import PostDraft  # noqa: E402
 
 GROUPS = 20
 WORKER_LEAD = 6.0  # seconds for the worker processes to start before the posts fall due
-
-
-def start_sandbox(port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "sandbox", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=ROOT,
-    )
-    for _ in range(100):
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/_sandbox/state", timeout=1)
-            return process
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError("the sandbox did not start")
 
 
 async def bare_loop(url: str, total: int, concurrency: int) -> float:
@@ -166,15 +150,6 @@ async def workers(database_url: str, sandbox_url: str, total: int, count: int) -
         await app.aclose()
 
 
-def fresh_postgres(admin_url: str) -> str:
-    import psycopg
-
-    name = f"cdbot_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"'.encode())
-    return admin_url.rsplit("/", 1)[0] + f"/{name}"
-
-
 def row(latency: float, setup: str, rate: float, bare: float, note: str = "") -> None:
     print(f"{latency * 1000:>6.0f}ms {setup:<24} {rate:>8.1f} {rate / bare:>6.2f}  {note}")
 
@@ -193,6 +168,14 @@ async def main() -> None:
     )
     parser.add_argument("--port", type=int, default=8191)
     args = parser.parse_args()
+    created: list[str] = []
+
+    def database() -> str:
+        """A fresh PostgreSQL database for one run, dropped at the end."""
+        name, database_url = fresh_postgres(args.postgres)
+        created.append(name)
+        return database_url
+
     sandbox = start_sandbox(args.port)
     url = f"http://127.0.0.1:{args.port}"
     configure(url, zalo_rate_per_minute=10_000_000)
@@ -210,16 +193,18 @@ async def main() -> None:
                 rate = await pipeline(sqlite, url, total, args.concurrency)
             row(latency, "pipeline, SQLite", rate, bare)
             if args.postgres:
-                rate = await pipeline(fresh_postgres(args.postgres), url, total, args.concurrency)
+                rate = await pipeline(database(), url, total, args.concurrency)
                 row(latency, "pipeline, PostgreSQL", rate, bare)
                 many = args.deliveries - args.deliveries % GROUPS  # steady state needs a run
-                one = await workers(fresh_postgres(args.postgres), url, many, 1)
-                four = await workers(fresh_postgres(args.postgres), url, many, 4)
+                one = await workers(database(), url, many, 1)
+                four = await workers(database(), url, many, 4)
                 row(latency, "1 worker process, PG", one, bare)
                 row(latency, "4 worker processes, PG", four, bare, f"{four / one:.2f}x one worker")
     finally:
         sandbox.terminate()
         sandbox.wait()
+        for name in created:
+            drop_postgres(args.postgres, name)
 
 
 if __name__ == "__main__":

@@ -56,8 +56,6 @@ from bot.errors import InputError
 from bot.texts import POST_STATUS
 from content.kinds import PostDraft
 
-LIVE = (S.PENDING, S.RETRY_WAIT, S.CLAIMED, S.SENDING, S.IN_DOUBT)
-
 
 @dataclass(frozen=True)
 class Target:
@@ -438,7 +436,13 @@ class PostQueue:
         time share one transaction and one UPDATE (`bot.batch`); each row keeps its own guard.
         """
         return await self._begins(
-            _Begin(claimed.id, claimed.attempts + 1, worker, fingerprint, lease_seconds)
+            _Begin(
+                delivery_id=claimed.id,
+                number=claimed.attempts + 1,
+                worker=worker,
+                fingerprint=fingerprint,
+                lease_seconds=lease_seconds,
+            )
         )
 
     async def _begin_many(self, items: Sequence[_Begin]) -> list[int | None]:
@@ -515,17 +519,17 @@ class PostQueue:
         """
         return await self._finishes(
             _Finish(
-                delivery_id,
-                attempt_id,
-                status,
-                outcome,
-                remote_id,
-                permalink,
-                error_code,
-                error,
-                retry_in,
-                refund_attempt,
-                mention_instead,
+                delivery_id=delivery_id,
+                attempt_id=attempt_id,
+                status=status,
+                outcome=outcome,
+                remote_id=remote_id,
+                permalink=permalink,
+                error_code=error_code,
+                error=error,
+                retry_in=retry_in,
+                refund_attempt=refund_attempt,
+                mention_instead=mention_instead,
             )
         )
 
