@@ -2,28 +2,33 @@
 
 A caller awaits its own result as if it wrote alone. The first caller starts a writer; every
 caller that arrives while a batch is being written joins the next one. Nothing waits on a
-timer: a lone write goes out at once, and under load the batches grow by themselves.
+timer: a lone write goes out at once, and under load the batches grow by themselves. The
+writer opens its connection once and keeps it while batches follow one another.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Generic, TypeVar
 
 from bot.db.engine import UNREACHABLE
 
+C = TypeVar("C")  # what a batch is written through (a connection)
 I = TypeVar("I")  # noqa: E741 - an item, as R is a result
 R = TypeVar("R")
 
-WriteMany = Callable[[Sequence[I]], Awaitable[Sequence[R]]]
+WriteMany = Callable[[C, Sequence[I]], Awaitable[Sequence[R]]]
+Open = Callable[[], AbstractAsyncContextManager[C]]
 
 
-class GroupCommit(Generic[I, R]):
-    """Calls `write_many` with the items waiting, one batch after another."""
+class GroupCommit(Generic[C, I, R]):
+    """Calls `write_many(connection, items)` with the items waiting, one batch after another."""
 
-    def __init__(self, write_many: WriteMany[I, R], *, limit: int = 64) -> None:
+    def __init__(self, write_many: WriteMany[C, I, R], open: Open[C], *, limit: int = 64) -> None:
         self._write_many = write_many
+        self._open = open
         self._limit = limit
         self._waiting: list[tuple[I, asyncio.Future[R]]] = []
         self._writer: asyncio.Task[None] | None = None
@@ -41,28 +46,39 @@ class GroupCommit(Generic[I, R]):
 
     async def _write_waiting(self) -> None:
         while self._waiting:
-            batch = self._waiting[: self._limit]
-            del self._waiting[: self._limit]
-            await self._write(batch)
+            try:
+                async with self._open() as connection:
+                    while self._waiting:
+                        batch = self._waiting[: self._limit]
+                        del self._waiting[: self._limit]
+                        if not await self._write(connection, batch):
+                            break  # the database went away: what waits gets a new connection
+            except UNREACHABLE as exc:  # no connection: every caller waits it out its own way
+                batch, self._waiting = self._waiting, []
+                _settle(batch, exc)
 
-    async def _write(self, batch: list[tuple[I, asyncio.Future[R]]]) -> None:
+    async def _write(self, connection: C, batch: list[tuple[I, asyncio.Future[R]]]) -> bool:
+        """Write one batch and hand out its results; False if the database was unreachable."""
         try:
-            results = await self._write_many([item for item, _ in batch])
-        except UNREACHABLE as exc:  # every caller waits out the outage in its own way
+            results = await self._write_many(connection, [item for item, _ in batch])
+        except UNREACHABLE as exc:
             _settle(batch, exc)
+            return False
         except Exception as exc:
             if len(batch) == 1:
                 _settle(batch, exc)
-                return
+                return True
+            reachable = True
             for one in batch:  # one bad item must not fail the others: each alone, once
-                await self._write([one])
+                reachable = await self._write(connection, [one]) and reachable
+            return reachable
         except BaseException as exc:  # cancelled: the callers learn it and may retry
             _settle(batch, exc)
             raise
-        else:
-            for (_, future), result in zip(batch, results, strict=True):
-                if not future.done():  # a caller cancelled meanwhile still had its write
-                    future.set_result(result)
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():  # a caller cancelled meanwhile still had its write
+                future.set_result(result)
+        return True
 
 
 def _settle(batch: list[tuple[I, asyncio.Future[R]]], exc: BaseException) -> None:

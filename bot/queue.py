@@ -142,8 +142,7 @@ class PostQueue:
         self._engine: AsyncEngine = sessions.kw["bind"]
         # One statement is its own transaction: no BEGIN and COMMIT round trips around it.
         self._single = self._engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._begins = GroupCommit(self._begin_many)
-        self._finishes = GroupCommit(self._finish_many)
+        self._writes = GroupCommit(self._write_many, self._engine.connect)
 
     # ---- the officer's side -------------------------------------------------------------
 
@@ -395,35 +394,14 @@ class PostQueue:
         """
         if limit <= 0:
             return []
-        due = (
-            select(Delivery.id)
-            .where(
-                Delivery.account == account,
-                _DUE,
-                Delivery.next_attempt_at <= db_now(),
-                or_(
-                    Delivery.status.in_((S.PENDING, S.RETRY_WAIT)),
-                    Delivery.lease_expires_at.is_(None),
-                    Delivery.lease_expires_at < db_now(),
-                ),
-                _not_paused(Delivery.account),
-            )
-            .order_by(Delivery.next_attempt_at, Delivery.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        statement = (
-            update(Delivery)
-            .where(Delivery.id.in_(due.scalar_subquery()))
-            .values(
-                status=case((Delivery.status == S.IN_DOUBT, S.IN_DOUBT), else_=S.CLAIMED),
-                lease_owner=worker,
-                lease_expires_at=db_now(lease_seconds),
-            )
-            .returning(*_CLAIMED_COLUMNS)
-        )
+        params = {
+            "p_account": account,
+            "p_limit": limit,
+            "p_worker": worker,
+            "p_lease": lease_seconds,
+        }
         async with self._single.connect() as conn:
-            rows = (await conn.execute(statement)).all()
+            rows = (await conn.execute(_claim_statement(), params)).all()
         return [Claimed(**row._asdict()) for row in rows]
 
     async def begin_attempt(
@@ -435,7 +413,7 @@ class PostQueue:
         account paused since the claim (see `unclaim`). Begins asked for at about the same
         time share one transaction and one UPDATE (`bot.batch`); each row keeps its own guard.
         """
-        return await self._begins(
+        begun = await self._writes(
             _Begin(
                 delivery_id=claimed.id,
                 number=claimed.attempts + 1,
@@ -444,31 +422,49 @@ class PostQueue:
                 lease_seconds=lease_seconds,
             )
         )
+        assert not isinstance(begun, bool)
+        return begun
 
-    async def _begin_many(self, items: Sequence[_Begin]) -> list[int | None]:
+    async def _write_many(
+        self, conn: AsyncConnection, items: Sequence[_Begin | _Finish]
+    ) -> list[int | bool | None]:
+        """Outcomes and begins asked for at about the same time: one transaction for all."""
+        finishes = [(n, item) for n, item in enumerate(items) if isinstance(item, _Finish)]
+        begins = [(n, item) for n, item in enumerate(items) if isinstance(item, _Begin)]
+        results: list[int | bool | None] = [None] * len(items)
+        async with conn.begin():
+            if finishes:
+                recorded = await self._finish_many(conn, [item for _, item in finishes])
+                for (n, _), ok in zip(finishes, recorded, strict=True):
+                    results[n] = ok
+            if begins:
+                begun = await self._begin_many(conn, [item for _, item in begins])
+                for (n, _), attempt in zip(begins, begun, strict=True):
+                    results[n] = attempt
+        return results
+
+    async def _begin_many(self, conn: AsyncConnection, items: Sequence[_Begin]) -> list[int | None]:
         begun: list[int | None] = [None] * len(items)
-        async with self._engine.begin() as conn:
-            rows = [
-                {"delivery_id": i.delivery_id, "number": i.number, "worker": i.worker}
-                for i in items
-            ]
-            attempt_ids = list((await conn.scalars(_NEW_ATTEMPTS, rows)).all())
-            for group in _groups(items, lambda i: (i.worker, i.lease_seconds)):
-                first = items[group[0]]
-                params: dict[str, Any] = {"p_worker": first.worker, "p_lease": first.lease_seconds}
-                for n, index in enumerate(group):
-                    params |= {
-                        f"d{n}": items[index].delivery_id,
-                        f"a{n}": attempt_ids[index],
-                        f"f{n}": items[index].fingerprint,
-                    }
-                moved = set(await conn.scalars(_begin_statement(len(group)), params))
-                for index in group:
-                    if items[index].delivery_id in moved:
-                        begun[index] = attempt_ids[index]
-            unused = [a for a, b in zip(attempt_ids, begun, strict=True) if b is None]
-            if unused:
-                await conn.execute(delete(Attempt).where(Attempt.id.in_(unused)))
+        rows = [
+            {"delivery_id": i.delivery_id, "number": i.number, "worker": i.worker} for i in items
+        ]
+        attempt_ids = list((await conn.scalars(_NEW_ATTEMPTS, rows)).all())
+        for group in _groups(items, lambda i: (i.worker, i.lease_seconds)):
+            first = items[group[0]]
+            params: dict[str, Any] = {"p_worker": first.worker, "p_lease": first.lease_seconds}
+            for n, index in enumerate(group):
+                params |= {
+                    f"d{n}": items[index].delivery_id,
+                    f"a{n}": attempt_ids[index],
+                    f"f{n}": items[index].fingerprint,
+                }
+            moved = set(await conn.scalars(_begin_statement(len(group)), params))
+            for index in group:
+                if items[index].delivery_id in moved:
+                    begun[index] = attempt_ids[index]
+        unused = [a for a, b in zip(attempt_ids, begun, strict=True) if b is None]
+        if unused:
+            await conn.execute(delete(Attempt).where(Attempt.id.in_(unused)))
         return begun
 
     async def unclaim(self, delivery_id: int, *, worker: str) -> None:
@@ -517,7 +513,7 @@ class PostQueue:
         cluster's group (Zalo's 7-day window was closed for a direct message). Outcomes
         recorded at about the same time share one transaction (`bot.batch`).
         """
-        return await self._finishes(
+        recorded = await self._writes(
             _Finish(
                 delivery_id=delivery_id,
                 attempt_id=attempt_id,
@@ -532,48 +528,48 @@ class PostQueue:
                 mention_instead=mention_instead,
             )
         )
+        return recorded is True
 
-    async def _finish_many(self, items: Sequence[_Finish]) -> list[bool]:
+    async def _finish_many(self, conn: AsyncConnection, items: Sequence[_Finish]) -> list[bool]:
         recorded = [False] * len(items)
-        async with self._engine.begin() as conn:
-            for group in _groups(items, _Finish.kind):
-                params: dict[str, Any] = {}
-                for n, index in enumerate(group):
-                    item = items[index]
-                    params |= {
-                        f"d{n}": item.delivery_id,
-                        f"a{n}": item.attempt_id,
-                        f"c{n}": item.error_code,
-                        f"e{n}": item.error,
-                        f"r{n}": item.remote_id,
-                        f"l{n}": item.permalink,
-                        f"t{n}": item.retry_in,
+        for group in _groups(items, _Finish.kind):
+            params: dict[str, Any] = {}
+            for n, index in enumerate(group):
+                item = items[index]
+                params |= {
+                    f"d{n}": item.delivery_id,
+                    f"a{n}": item.attempt_id,
+                    f"c{n}": item.error_code,
+                    f"e{n}": item.error,
+                    f"r{n}": item.remote_id,
+                    f"l{n}": item.permalink,
+                    f"t{n}": item.retry_in,
+                }
+            statement = _finish_statement(*items[group[0]].kind(), len(group))
+            moved = set(await conn.scalars(statement, params))
+            for index in group:
+                recorded[index] = items[index].delivery_id in moved
+        done = [item for item, ok in zip(items, recorded, strict=True) if ok]
+        if done:
+            await conn.execute(
+                _FINISH_ATTEMPT,
+                [
+                    {
+                        "p_attempt": i.attempt_id,
+                        "p_outcome": i.outcome,
+                        "p_error_code": i.error_code,
+                        "p_error": i.error,
+                        "p_remote_id": i.remote_id,
                     }
-                statement = _finish_statement(*items[group[0]].kind(), len(group))
-                moved = set(await conn.scalars(statement, params))
-                for index in group:
-                    recorded[index] = items[index].delivery_id in moved
-            done = [item for item, ok in zip(items, recorded, strict=True) if ok]
-            if done:
-                await conn.execute(
-                    _FINISH_ATTEMPT,
-                    [
-                        {
-                            "p_attempt": i.attempt_id,
-                            "p_outcome": i.outcome,
-                            "p_error_code": i.error_code,
-                            "p_error": i.error,
-                            "p_remote_id": i.remote_id,
-                        }
-                        for i in done
-                    ],
-                )
-            for item in done:
-                if item.mention_instead:
-                    await self._add_mention_in(conn, item.delivery_id)
-            final = [i.delivery_id for i in done if i.status in TERMINAL]
-            if final:
-                await self._close_posts_if_done(conn, final)
+                    for i in done
+                ],
+            )
+        for item in done:
+            if item.mention_instead:
+                await self._add_mention_in(conn, item.delivery_id)
+        final = [i.delivery_id for i in done if i.status in TERMINAL]
+        if final:
+            await conn.execute(_CLOSE_POSTS, {"p_ids": final})
         return recorded
 
     async def extend_lease(
@@ -734,18 +730,6 @@ class PostQueue:
             raise LookupError(post_id)
         return post
 
-    async def _close_posts_if_done(self, conn: AsyncConnection, delivery_ids: list[int]) -> None:
-        """Posts of these deliveries whose deliveries are all final become done."""
-        post_ids = select(Delivery.post_id).where(Delivery.id.in_(delivery_ids))
-        live = select(Delivery.id).where(
-            Delivery.post_id == Post.id, Delivery.status.not_in(tuple(TERMINAL))
-        )
-        await conn.execute(
-            update(Post)
-            .where(Post.id.in_(post_ids), Post.status == PostStatus.APPROVED, ~exists(live))
-            .values(status=PostStatus.DONE)
-        )
-
     # ---- accounts -------------------------------------------------------------------------
 
     async def pause_account(
@@ -897,6 +881,22 @@ _FINISH_ATTEMPT = (
         remote_id=bindparam("p_remote_id"),
     )
 )
+# Posts of the deliveries :p_ids whose deliveries are all final become done.
+_CLOSE_POSTS = (
+    update(Post)
+    .where(
+        Post.id.in_(
+            select(Delivery.post_id).where(Delivery.id.in_(bindparam("p_ids", expanding=True)))
+        ),
+        Post.status == PostStatus.APPROVED,
+        ~exists(
+            select(Delivery.id).where(
+                Delivery.post_id == Post.id, Delivery.status.not_in(tuple(TERMINAL))
+            )
+        ),
+    )
+    .values(status=PostStatus.DONE)
+)
 
 
 def _groups(items: Sequence[W], key: Callable[[W], Hashable]) -> list[list[int]]:
@@ -929,6 +929,38 @@ def _each(name: str, size: int, type_: Any) -> Any:
 
 def _ids(size: int) -> list[Any]:
     return [bindparam(f"d{n}", type_=Integer()) for n in range(size)]
+
+
+@cache
+def _claim_statement() -> Any:
+    """Lease up to :p_limit due deliveries of :p_account (see `PostQueue.claim`)."""
+    due = (
+        select(Delivery.id)
+        .where(
+            Delivery.account == bindparam("p_account", type_=String()),
+            _DUE,
+            Delivery.next_attempt_at <= db_now(),
+            or_(
+                Delivery.status.in_((S.PENDING, S.RETRY_WAIT)),
+                Delivery.lease_expires_at.is_(None),
+                Delivery.lease_expires_at < db_now(),
+            ),
+            _not_paused(Delivery.account),
+        )
+        .order_by(Delivery.next_attempt_at, Delivery.id)
+        .limit(bindparam("p_limit", type_=Integer()))
+        .with_for_update(skip_locked=True)
+    )
+    return (
+        update(Delivery)
+        .where(Delivery.id.in_(due.scalar_subquery()))
+        .values(
+            status=case((Delivery.status == S.IN_DOUBT, S.IN_DOUBT), else_=S.CLAIMED),
+            lease_owner=bindparam("p_worker", type_=String()),
+            lease_expires_at=db_now(bindparam("p_lease", type_=Float())),
+        )
+        .returning(*_CLAIMED_COLUMNS)
+    )
 
 
 @cache
