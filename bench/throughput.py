@@ -4,9 +4,10 @@
 
 For each added sandbox latency it sends the same number of Zalo group messages twice: once
 with a bare loop of `concurrency` httpx tasks, once through the whole pipeline (queue in
-the database, claim with lease, render, HTTP, record). It prints both rates and their ratio.
-With --postgres it also runs 1 and 4 `cdbot worker` processes on PostgreSQL. It prints
-figures; it never fails on a timing.
+the database, claim with lease, render, HTTP, record). It prints both rates and their ratio,
+and the CPU time the sending process(es) spent per message: on a shared machine the rates
+move with the neighbours, the CPU per message much less. With --postgres it also runs 1
+and 4 `cdbot worker` processes on PostgreSQL. It prints figures; it never fails on a timing.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,8 +42,16 @@ GROUPS = 20
 WORKER_LEAD = 6.0  # seconds for the worker processes to start before the posts fall due
 
 
-async def bare_loop(url: str, total: int, concurrency: int) -> float:
-    """Requests per second of a plain httpx loop with the same concurrency."""
+@dataclass(frozen=True)
+class Rate:
+    """Messages per second, and CPU milliseconds the sending process(es) spent per message."""
+
+    per_second: float
+    cpu_ms: float
+
+
+async def bare_loop(url: str, total: int, concurrency: int) -> Rate:
+    """A plain httpx loop with the same concurrency."""
     body = {"recipient": {"group_id": "0" * 20}, "message": {"text": "bare"}}
     headers = {"access_token": SANDBOX_ZALO_ACCESS_TOKEN}
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -54,9 +65,9 @@ async def bare_loop(url: str, total: int, concurrency: int) -> float:
                 response = await client.post("/v3.0/oa/group/message", json=body, headers=headers)
                 response.raise_for_status()
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return total / (time.perf_counter() - started)
+        return _rate(total, time.perf_counter() - started, time.process_time() - cpu)
 
 
 async def queue_posts(app: App, total: int, due: datetime | None = None) -> None:
@@ -88,29 +99,30 @@ def settings(database_url: str, sandbox_url: str, concurrency: int) -> Settings:
     )
 
 
-async def pipeline(database_url: str, sandbox_url: str, total: int, concurrency: int) -> float:
-    """Deliveries per second through claim, render, HTTP and record, in this process."""
+async def pipeline(database_url: str, sandbox_url: str, total: int, concurrency: int) -> Rate:
+    """Deliveries through claim, render, HTTP and record, in this process."""
     upgrade(database_url)
     app = App(settings(database_url, sandbox_url, concurrency))
     try:
         await queue_posts(app, total)
         async with app.connectors() as connectors:
             dispatcher = app.dispatcher(connectors)
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             await dispatcher.serve(asyncio.Event(), until_idle=True)
-            elapsed = time.perf_counter() - started
+            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         counts = await app.queue.counts()
         assert counts.get("sent", 0) == total, counts
-        return total / elapsed
+        return _rate(total, elapsed, cpu)
     finally:
         await app.aclose()
 
 
-async def workers(database_url: str, sandbox_url: str, total: int, count: int) -> float:
-    """Deliveries per second with `count` separate `cdbot worker` processes, at steady state.
+async def workers(database_url: str, sandbox_url: str, total: int, count: int) -> Rate:
+    """Deliveries with `count` separate `cdbot worker` processes, at steady state.
 
     The posts fall due `WORKER_LEAD` seconds after the processes start, so their start-up is
-    not counted: the rate is `total` over the time from the due time to the last `sent_at`.
+    not counted: the rate is `total` over the time from the due time to the last `sent_at`,
+    the CPU is what the workers used from the due time to their exit.
     """
     upgrade(database_url)
     app = App(settings(database_url, sandbox_url, 8))
@@ -125,6 +137,7 @@ async def workers(database_url: str, sandbox_url: str, total: int, count: int) -
             "CDBOT_ZALO_REQUESTS_PER_MINUTE": "1000000",
             "CDBOT_LOG_LEVEL": "WARNING",
         }
+        children_before = _children_cpu()
         processes = [
             subprocess.Popen(  # noqa: ASYNC220 - started once, awaited in a thread below
                 [sys.executable, "-m", "bot.cli", "worker", "--until-idle"],
@@ -134,8 +147,11 @@ async def workers(database_url: str, sandbox_url: str, total: int, count: int) -
             )
             for _ in range(count)
         ]
+        await asyncio.sleep((due - datetime.now(UTC)).total_seconds())
+        cpu_at_due = sum(_cpu_seconds(p.pid) for p in processes)
         for process in processes:
             await asyncio.to_thread(process.wait)
+        cpu = _children_cpu() - children_before - cpu_at_due
         async with app.sessions() as session:
             sent, last = (
                 await session.execute(
@@ -144,14 +160,32 @@ async def workers(database_url: str, sandbox_url: str, total: int, count: int) -
                     )
                 )
             ).one()
-        assert sent == total, (sent, total)
-        return total / (last - due).total_seconds()
+        assert sent == total and last is not None, (sent, total)
+        return _rate(total, (last - due).total_seconds(), cpu)
     finally:
         await app.aclose()
 
 
-def row(latency: float, setup: str, rate: float, bare: float, note: str = "") -> None:
-    print(f"{latency * 1000:>6.0f}ms {setup:<24} {rate:>8.1f} {rate / bare:>6.2f}  {note}")
+def _rate(total: int, seconds: float, cpu_seconds: float) -> Rate:
+    return Rate(total / seconds, cpu_seconds / total * 1000)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU a running process has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def row(latency: float, setup: str, rate: Rate, bare: Rate, note: str = "") -> None:
+    print(
+        f"{latency * 1000:>6.0f}ms {setup:<24} {rate.per_second:>8.1f} "
+        f"{rate.per_second / bare.per_second:>6.2f} {rate.cpu_ms:>7.2f}  {note}"
+    )
 
 
 def configure(url: str, **values: float) -> None:
@@ -181,7 +215,7 @@ async def main() -> None:
     configure(url, zalo_rate_per_minute=10_000_000)
     try:
         print(f"{args.deliveries} Zalo group messages, concurrency {args.concurrency}")
-        print(f"{'latency':>8} {'setup':<24} {'msg/s':>8} {'ratio':>6}")
+        print(f"{'latency':>8} {'setup':<24} {'msg/s':>8} {'ratio':>6} {'cpu ms':>7}")
         for latency in args.latency:
             configure(url, latency_seconds=latency)
             total = args.deliveries if latency == 0 else max(200, args.deliveries // 4)
@@ -199,7 +233,8 @@ async def main() -> None:
                 one = await workers(database(), url, many, 1)
                 four = await workers(database(), url, many, 4)
                 row(latency, "1 worker process, PG", one, bare)
-                row(latency, "4 worker processes, PG", four, bare, f"{four / one:.2f}x one worker")
+                scaling = four.per_second / one.per_second
+                row(latency, "4 worker processes, PG", four, bare, f"{scaling:.2f}x one worker")
     finally:
         sandbox.terminate()
         sandbox.wait()
