@@ -177,8 +177,13 @@ class Dispatcher:
         return sum(len(tasks) for tasks in self._inflight.values())
 
     def wake(self) -> None:
-        """Make the loop look for work now (new work was queued, or its time has come)."""
-        self._ready_at.clear()
+        """Make the loop take a pass now: the time it asked the clock for has come.
+
+        What each account has due is still known from the last look (`_ready_at`), so the
+        pass claims only where something is due; forgetting it here made a clock that
+        fires at "now" during a backlog claim every account and read the due times again,
+        over and over.
+        """
         self._wake.set()
 
     def _ready(self, account: str, loop_time: float) -> bool:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import event, insert, select, update
 
 from bot.app import App
 from bot.db.models import Attempt, Cluster, ClusterAdmin, Delivery, Post
@@ -397,3 +397,36 @@ async def test_two_workers_on_postgres_send_each_delivery_once(
     finally:
         await first.aclose()
         await second.aclose()
+
+
+async def test_with_the_clock_a_backlog_is_not_looked_for_on_every_wake(
+    bot: App, sandbox: SandboxState
+) -> None:
+    """The clock wakes the loop at the time it asked for; that is no reason to claim every
+    account and read the due times again (a backlog made that a busy loop)."""
+    from schedules.clock import Clock
+
+    sandbox.latency_seconds = 0.2  # sends take long enough for a backlog to last
+    for n in range(60):
+        await queue_post(bot, f"Tồn đọng {n}", ("zalo_group",))
+    statements = Counter[str]()
+
+    def count(*args: Any) -> None:
+        statements[args[2].split()[0]] += 1  # SELECT, UPDATE, INSERT …
+
+    event.listen(bot.engine.sync_engine, "before_cursor_execute", count)
+    clock = Clock(bot.settings.tz)
+    async with bot.connectors() as connectors:
+        dispatcher = bot.dispatcher(connectors)
+        clock.start(dispatcher.wake)
+        try:
+            serving = dispatcher.serve(asyncio.Event(), clock.wake_at, until_idle=True)
+            await asyncio.wait_for(serving, timeout=60)
+        finally:
+            clock.shutdown()
+            event.remove(bot.engine.sync_engine, "before_cursor_execute", count)
+    rows = await deliveries(bot)
+    assert len(rows) == 120 and {d.status for d in rows} == {"sent"}
+    # Reads are a post's, once for its deliveries, and the due times after a claim came
+    # back short; waking at the time asked for is no reason for more (it made hundreds).
+    assert statements["SELECT"] < len(rows), statements
