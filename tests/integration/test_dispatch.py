@@ -22,6 +22,7 @@ from bot.settings import Settings
 from connectors.sandbox import SANDBOX_PAGE_TOKEN, Fault, SandboxState
 from connectors.sandbox.server import SandboxServer
 from content.kinds import PostDraft
+from schedules.clock import Clock
 from tests.clock import daytime_unless_set
 
 CLUSTERS = [
@@ -404,8 +405,6 @@ async def test_with_the_clock_a_backlog_is_not_looked_for_on_every_wake(
 ) -> None:
     """The clock wakes the loop at the time it asked for; that is no reason to claim every
     account and read the due times again (a backlog made that a busy loop)."""
-    from schedules.clock import Clock
-
     sandbox.latency_seconds = 0.2  # sends take long enough for a backlog to last
     for n in range(60):
         await queue_post(bot, f"Tồn đọng {n}", ("zalo_group",))
