@@ -46,45 +46,63 @@ class GroupCommit(Generic[C, I, R]):
 
     async def _write_waiting(self) -> None:
         while self._waiting:
+            # Results are handed out once the next batch is taken or, after the last one,
+            # once the connection is back in the pool: a caller that goes on (and ends its
+            # event loop) never leaves a connection checked out behind it.
+            written: list[Written[R]] = []
             try:
                 async with self._open() as connection:
                     while self._waiting:
+                        _hand_out(written)
                         batch = self._waiting[: self._limit]
                         del self._waiting[: self._limit]
-                        if not await self._write(connection, batch):
+                        if not await self._write(connection, batch, written):
                             break  # the database went away: what waits gets a new connection
             except UNREACHABLE as exc:  # no connection: every caller waits it out its own way
                 batch, self._waiting = self._waiting, []
-                _settle(batch, exc)
+                written += [(future, exc) for _, future in batch]
+            finally:
+                _hand_out(written)
 
-    async def _write(self, connection: C, batch: list[tuple[I, asyncio.Future[R]]]) -> bool:
-        """Write one batch and hand out its results; False if the database was unreachable."""
+    async def _write(
+        self, connection: C, batch: list[tuple[I, asyncio.Future[R]]], written: list[Written[R]]
+    ) -> bool:
+        """Write one batch, adding each caller's result (or error) to `written`.
+
+        False if the database was unreachable.
+        """
         try:
             results = await self._write_many(connection, [item for item, _ in batch])
         except UNREACHABLE as exc:
-            _settle(batch, exc)
+            written += [(future, exc) for _, future in batch]
             return False
         except Exception as exc:
             if len(batch) == 1:
-                _settle(batch, exc)
+                written.append((batch[0][1], exc))
                 return True
             reachable = True
             for one in batch:  # one bad item must not fail the others: each alone, once
-                reachable = await self._write(connection, [one]) and reachable
+                reachable = await self._write(connection, [one], written) and reachable
             return reachable
         except BaseException as exc:  # cancelled: the callers learn it and may retry
-            _settle(batch, exc)
+            written += [(future, exc) for _, future in batch]
             raise
-        for (_, future), result in zip(batch, results, strict=True):
-            if not future.done():  # a caller cancelled meanwhile still had its write
-                future.set_result(result)
+        written += [(future, result) for (_, future), result in zip(batch, results, strict=True)]
         return True
 
 
-def _settle(batch: list[tuple[I, asyncio.Future[R]]], exc: BaseException) -> None:
-    for _, future in batch:
-        if not future.done():
-            if isinstance(exc, asyncio.CancelledError):
-                future.cancel()
-            else:
-                future.set_exception(exc)
+# A caller's future and what it gets: its result, or the error its write met.
+Written = tuple[asyncio.Future[R], R | BaseException]
+
+
+def _hand_out(written: list[Written[R]]) -> None:
+    for future, outcome in written:
+        if future.done():  # a caller cancelled meanwhile still had its write
+            continue
+        if isinstance(outcome, asyncio.CancelledError):
+            future.cancel()
+        elif isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+    written.clear()
