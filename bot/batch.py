@@ -58,7 +58,7 @@ class GroupCommit(Generic[C, I, R]):
                         del self._waiting[: self._limit]
                         if not await self._write(connection, batch, written):
                             break  # the database went away: what waits gets a new connection
-            except UNREACHABLE as exc:  # no connection: every caller waits it out its own way
+            except Exception as exc:  # no connection (or it broke): every caller hears of it
                 batch, self._waiting = self._waiting, []
                 written += [(future, exc) for _, future in batch]
             finally:

@@ -121,6 +121,23 @@ async def test_a_connection_that_cannot_be_opened_reaches_every_caller() -> None
     assert commit._writer is not None and commit._writer.done()  # no writer left spinning
 
 
+async def test_any_failure_to_connect_reaches_every_caller_and_the_next_write_goes_on() -> None:
+    write = Recorder()
+    failures = [RuntimeError("the pool broke")]
+
+    @asynccontextmanager
+    async def breaks_once() -> AsyncIterator[int]:
+        if failures:
+            raise failures.pop()
+        async with write.open() as connection:
+            yield connection
+
+    commit = GroupCommit(write, breaks_once)
+    results = await asyncio.gather(*(commit(n) for n in range(3)), return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) for r in results)
+    assert await commit(4) == 40  # no caller is left waiting, and the writer starts anew
+
+
 def test_a_new_event_loop_gets_a_writer_of_its_own() -> None:
     write = Recorder()
     commit = write.commit()
