@@ -152,7 +152,7 @@ class Dispatcher:
         self._last_sweep = float("-inf")
         # When each account is next worth a claim, in loop time, from the last look at the
         # database; an account missing here is claimed on the next pass. A claim that comes
-        # back short asks for a new look (`_stale`); so does a wake from outside.
+        # back short asks for a new look (`_stale`); a sweep that moved rows forgets it all.
         self._ready_at: dict[str, float] = {}
         self._sweep_due = float("inf")
         self._stale = True
@@ -179,10 +179,9 @@ class Dispatcher:
     def wake(self) -> None:
         """Make the loop take a pass now: the time it asked the clock for has come.
 
-        What each account has due is still known from the last look (`_ready_at`), so the
-        pass claims only where something is due; forgetting it here made a clock that
-        fires at "now" during a backlog claim every account and read the due times again,
-        over and over.
+        What each account has due stays known from the last look (`_ready_at`): the pass
+        claims only where something is due. The clock fires at the times the loop asked
+        for, which during a backlog is often "now"; it is not news of new work.
         """
         self._wake.set()
 
@@ -215,9 +214,13 @@ class Dispatcher:
             if len(claimed_now) < room:  # nothing more due now: when next? look
                 self._stale = True
             for claimed in claimed_now:
+                if claimed.id in self._held:
+                    # Its lease lapsed under a task still at it (an outage outlasted the
+                    # lease): that task goes on, now leased again. A second would race it.
+                    continue
                 work = self._reconcile if claimed.status == S.IN_DOUBT else self._deliver
                 self._start(account, work(connector, claimed), claimed.id)
-            started += len(claimed_now)
+                started += 1
         return started
 
     def _start(self, account: str, work: Awaitable[None], delivery_id: int) -> None:

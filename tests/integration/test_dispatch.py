@@ -136,6 +136,32 @@ async def test_lost_response_is_reconciled_not_reposted(bot: App, sandbox: Sandb
     assert publish_calls(sandbox, "fb.feed") == 1
 
 
+async def test_a_lease_lapsed_under_a_live_send_starts_no_second_one(
+    bot: App, sandbox: SandboxState
+) -> None:
+    await queue_post(bot, "Kết nối chậm", ("zalo_group",))
+    held = asyncio.Event()
+    async with bot.connectors() as connectors:
+        dispatcher = bot.dispatcher(connectors)
+        compose = dispatcher.compose
+
+        async def held_up(claimed: Any) -> Any:  # as if the database were away for a while
+            await held.wait()
+            return await compose(claimed)
+
+        dispatcher.compose = held_up
+        assert await dispatcher.step() == 2
+        async with bot.sessions.begin() as session:  # the outage outlasted every lease
+            await session.execute(
+                update(Delivery).values(lease_expires_at=datetime.now(UTC) - timedelta(seconds=1))
+            )
+        assert await dispatcher.step() == 0  # leased again, to the sends still at them
+        held.set()
+        await asyncio.wait_for(dispatcher.serve(asyncio.Event(), until_idle=True), timeout=30)
+    assert {d.status for d in await deliveries(bot)} == {"sent"}
+    assert publish_calls(sandbox, "zalo.group_message") == 2
+
+
 async def test_revoked_token_pauses_then_every_waiting_post_goes_once(
     bot: App, sandbox: SandboxState
 ) -> None:
