@@ -412,6 +412,13 @@ class PostQueue:
         Returns the attempt id, or None when the lease was lost, the post cancelled or the
         account paused since the claim (see `unclaim`). Begins asked for at about the same
         time share one transaction and one UPDATE (`bot.batch`); each row keeps its own guard.
+
+        Asked again after a commit whose answer was lost, it returns the attempt that commit
+        began while the row is as it left it: `sending`, under this worker, at this attempt
+        number. Only this begin leaves a row so: worker names are unique, a dispatcher runs
+        one task per delivery (`Dispatcher.step`), and every other begin raises the number.
+        Otherwise it gets None like any late begin, and the row is looked up once its lease
+        lapses.
         """
         begun = await self._writes(
             _Begin(
@@ -456,13 +463,13 @@ class PostQueue:
                 params |= {
                     f"d{n}": items[index].delivery_id,
                     f"a{n}": attempt_ids[index],
+                    f"n{n}": items[index].number,
                     f"f{n}": items[index].fingerprint,
                 }
-            moved = set(await conn.scalars(_begin_statement(len(group)), params))
+            moved = dict((await conn.execute(_begin_statement(len(group)), params)).all())
             for index in group:
-                if items[index].delivery_id in moved:
-                    begun[index] = attempt_ids[index]
-        unused = [a for a, b in zip(attempt_ids, begun, strict=True) if b is None]
+                begun[index] = moved.get(items[index].delivery_id)
+        unused = sorted(set(attempt_ids) - set(begun))
         if unused:
             await conn.execute(delete(Attempt).where(Attempt.id.in_(unused)))
         return begun
@@ -965,23 +972,31 @@ def _claim_statement() -> Any:
 
 @cache
 def _begin_statement(size: int) -> Any:
-    """claimed → sending for `size` deliveries of one worker, each guarded as if alone."""
+    """claimed → sending for `size` deliveries of one worker, each guarded as if alone.
+
+    A row this worker already began at attempt :n (a lost answer, asked again) keeps its
+    attempt. Returns each moved row's id and current attempt.
+    """
+    claimed = Delivery.status == S.CLAIMED
     return (
         update(Delivery)
         .where(
             Delivery.id.in_(_ids(size)),
-            Delivery.status == S.CLAIMED,
+            claimed
+            | ((Delivery.status == S.SENDING) & (Delivery.attempts == _each("n", size, Integer()))),
             Delivery.lease_owner == bindparam("p_worker"),
             _not_paused(Delivery.account),
         )
         .values(
             status=S.SENDING,
-            attempts=Delivery.attempts + 1,
-            current_attempt_id=_each("a", size, Integer()),
+            attempts=case((claimed, Delivery.attempts + 1), else_=Delivery.attempts),
+            current_attempt_id=case(
+                (claimed, _each("a", size, Integer())), else_=Delivery.current_attempt_id
+            ),
             fingerprint=_each("f", size, String()),
             lease_expires_at=db_now(bindparam("p_lease", type_=Float())),
         )
-        .returning(Delivery.id)
+        .returning(Delivery.id, Delivery.current_attempt_id)
     )
 
 

@@ -114,6 +114,36 @@ async def test_cancel_between_claim_and_send_stops_the_send(queue: PostQueue) ->
     )
 
 
+async def test_a_begin_asked_again_after_its_answer_was_lost_gets_its_own_attempt(
+    queue: PostQueue, engine: AsyncEngine
+) -> None:
+    post = await queue.add(draft(), actor="o")
+    await queue.approve(post.id, targets(1), actor="o")
+    [claimed] = await queue.claim("zalo", 10, worker=WORKER, lease_seconds=60)
+    first = await queue.begin_attempt(claimed, worker=WORKER, fingerprint="f", lease_seconds=60)
+    # The commit landed but the connection broke before its answer: the same begin is asked
+    # again. Without this the delivery sat in `sending` until its lease ran out.
+    again = await queue.begin_attempt(claimed, worker=WORKER, fingerprint="f", lease_seconds=60)
+    assert first is not None and again == first
+    [delivery] = (await queue.get(post.id)).deliveries
+    assert (delivery.status, delivery.attempts, delivery.current_attempt_id) == (
+        S.SENDING,
+        1,
+        first,
+    )
+    async with make_sessionmaker(engine)() as session:
+        assert await session.scalar(select(func.count()).select_from(Attempt)) == 1
+    # Only the worker that began it, at that attempt, finds it so.
+    assert (
+        await queue.begin_attempt(claimed, worker="other", fingerprint="f", lease_seconds=60)
+        is None
+    )
+    assert await queue.finish(claimed.id, first, S.SENT, outcome="sent", remote_id="r")
+    assert (
+        await queue.begin_attempt(claimed, worker=WORKER, fingerprint="f", lease_seconds=60) is None
+    )
+
+
 async def test_cancelled_post_cannot_be_approved(queue: PostQueue) -> None:
     post = await queue.add(draft(), actor="o")
     await queue.cancel(post.id, actor="o")

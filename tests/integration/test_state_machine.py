@@ -1,8 +1,9 @@
 """A Hypothesis stateful test of the delivery state machine against the real queue (SQLite).
 
-Two workers claim, begin, and report outcomes in any order; they crash (forgetting what
-they held), leases run out, the sweep runs, uncertain sends are reconciled, the post is
-cancelled. A model "platform" counts what really landed. Invariants:
+Two workers claim, begin (at times asking again, as after a commit whose answer was lost)
+and report outcomes in any order; they crash (forgetting what they held), leases run out,
+the sweep runs, uncertain sends are reconciled, the post is cancelled. A model "platform"
+counts what really landed. Invariants:
 - nothing ever lands twice for one delivery;
 - nothing is begun after the cancel committed;
 - a delivery marked sent really landed;
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
@@ -96,15 +98,18 @@ class DeliveryMachine(RuleBasedStateMachine):
         for claimed in self._claim(worker, limit):
             self.held[worker][claimed.id] = claimed
 
-    @rule(worker=st.sampled_from(WORKERS), data=st.data())
-    def begin(self, worker: str, data: st.DataObject) -> None:
+    @rule(worker=st.sampled_from(WORKERS), answer_lost=st.booleans(), data=st.data())
+    def begin(self, worker: str, answer_lost: bool, data: st.DataObject) -> None:
         if not self.held[worker]:
             return
         delivery = data.draw(st.sampled_from(sorted(self.held[worker])))
         claimed = self.held[worker].pop(delivery)
-        attempt = self.run(
-            self.queue.begin_attempt(claimed, worker=worker, fingerprint="f", lease_seconds=600)
+        begin = partial(
+            self.queue.begin_attempt, claimed, worker=worker, fingerprint="f", lease_seconds=600
         )
+        attempt = self.run(begin())
+        if answer_lost:  # the commit landed, its answer did not: the worker asks again
+            assert self.run(begin()) == attempt
         if attempt is not None:
             self.begun_after_cancel += self.cancelled
             self.in_flight[worker][delivery] = attempt
