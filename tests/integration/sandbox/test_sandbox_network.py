@@ -33,11 +33,14 @@ def test_cut_connections_answer_nothing_with_or_without_acting() -> None:
     state.push_fault("fb.feed", Fault("commit_then_reset"))
     state.push_fault("zalo.group_message", Fault("drop"))
     state.push_fault("zalo.group_message", Fault("commit_then_reset"))
+    # Closed, or reset when part of the request was still arriving as the socket closed:
+    # either way no answer, and the connectors take both alike (`httpx.TransportError`).
+    cut_short = (httpx.RemoteProtocolError, httpx.ReadError)
     with SandboxServer(state) as server, httpx.Client(base_url=str(server.url)) as http:
         for text in ("bỏ rơi", "đăng rồi cắt"):
-            with pytest.raises(httpx.RemoteProtocolError):
+            with pytest.raises(cut_short):
                 http.post(FEED, data={"message": text, **AUTH})
-            with pytest.raises(httpx.RemoteProtocolError):
+            with pytest.raises(cut_short):
                 http.post(GROUP, json=group_body(text), headers=ZALO)
         assert http.post(FEED, data={"message": "bình thường", **AUTH}).status_code == 200
     landed = [(m["channel"], m["text"]) for m in state.messages()]
