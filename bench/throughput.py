@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import func, select
@@ -35,6 +36,7 @@ from bot.app import App  # noqa: E402 - after the path is set
 from bot.db.migrate import upgrade  # noqa: E402
 from bot.db.models import Cluster, Delivery  # noqa: E402
 from bot.settings import Settings  # noqa: E402
+from connectors.base import Connector, OutboundMessage, Receipt  # noqa: E402
 from connectors.sandbox import SANDBOX_ZALO_ACCESS_TOKEN  # noqa: E402
 from content.kinds import PostDraft  # noqa: E402
 
@@ -99,13 +101,61 @@ def settings(database_url: str, sandbox_url: str, concurrency: int) -> Settings:
     )
 
 
-async def pipeline(database_url: str, sandbox_url: str, total: int, concurrency: int) -> Rate:
-    """Deliveries through claim, render, HTTP and record, in this process."""
+@dataclass
+class OffTheWire:
+    """A connector whose sends succeed at once, without HTTP: the pipeline's own work."""
+
+    inner: Connector
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def send(self, message: OutboundMessage) -> Receipt:
+        return Receipt(remote_id=message.fingerprint)
+
+
+async def connector_only(url: str, total: int, concurrency: int) -> Rate:
+    """The Zalo connector's sends in a loop like the bare one: HTTP as the pipeline makes it."""
+    with tempfile.TemporaryDirectory() as folder:
+        database_url = f"sqlite:///{Path(folder) / 'bench.sqlite3'}"
+        upgrade(database_url)
+        app = App(settings(database_url, url, concurrency))
+        try:
+            async with app.connectors() as connectors:
+                zalo = connectors["zalo"]
+                left = iter(range(total))
+
+                async def worker() -> None:
+                    for n in left:
+                        text = f"Nội dung {n}"
+                        await zalo.send(
+                            OutboundMessage(
+                                channel="zalo_group", target_id="0" * 20, title="", text=text
+                            )
+                        )
+
+                started, cpu = time.perf_counter(), time.process_time()
+                await asyncio.gather(*(worker() for _ in range(concurrency)))
+                elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        finally:
+            await app.aclose()
+    return _rate(total, elapsed, cpu)
+
+
+async def pipeline(
+    database_url: str, sandbox_url: str, total: int, concurrency: int, *, wire: bool = True
+) -> Rate:
+    """Deliveries through claim, render, HTTP and record, in this process.
+
+    Without `wire`, every send succeeds at once: what is left is the pipeline's own work.
+    """
     upgrade(database_url)
     app = App(settings(database_url, sandbox_url, concurrency))
     try:
         await queue_posts(app, total)
         async with app.connectors() as connectors:
+            if not wire:
+                connectors = {name: OffTheWire(c) for name, c in connectors.items()}
             dispatcher = app.dispatcher(connectors)
             started, cpu = time.perf_counter(), time.process_time()
             await dispatcher.serve(asyncio.Event(), until_idle=True)
@@ -222,6 +272,12 @@ async def main() -> None:
             total -= total % GROUPS  # whole posts: one message per cluster group
             bare = await bare_loop(url, total, args.concurrency)
             row(latency, "bare httpx loop", bare, bare)
+            if latency == 0:  # what each half of the pipeline costs alone
+                alone = await connector_only(url, total, args.concurrency)
+                row(latency, "connector alone, no DB", alone, bare)
+                if args.postgres:
+                    own = await pipeline(database(), url, total, args.concurrency, wire=False)
+                    row(latency, "pipeline, PG, no HTTP", own, bare)
             with tempfile.TemporaryDirectory() as folder:
                 sqlite = f"sqlite:///{Path(folder) / 'bench.sqlite3'}"
                 rate = await pipeline(sqlite, url, total, args.concurrency)
