@@ -1,6 +1,6 @@
 """Lateness at a steady rate: how long after its due time a delivery reaches the platform.
 
-    .venv/bin/python bench/lateness.py [--rate 10] [--seconds 60]
+    .venv/bin/python bench/lateness.py [--rate 10] [--seconds 120]
 
 Posts fall due at `--rate` a second for `--seconds`, each to its own Zalo group, queued in
 a fresh SQLite database before one `cdbot run` starts; the sandbox runs in its own process.
@@ -70,7 +70,7 @@ def percentile(values: list[float], share: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=10.0, help="posts due per second")
-    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--port", type=int, default=8192)
     args = parser.parse_args()
     total = int(args.rate * args.seconds)
