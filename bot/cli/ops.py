@@ -295,8 +295,9 @@ async def _daily_jobs(bot: Any, clock: Any, connectors: Any, worker: str) -> Non
     """The scheduler's recurring jobs; each also runs once at start-up for its last period.
 
     The day is planned (event notices, the law item) just after midnight, so its posts
-    wait in the queue for their times; the feeds are read at the organisation's hour and
-    only give drafts.
+    wait in the queue for their times, and asked again every hour: a plan that a crash cut
+    short is taken over once stale (`schedules.runonce`); otherwise the hour finds the day
+    planned. The feeds are read at the organisation's hour and only give drafts.
     """
     from apscheduler.triggers.cron import CronTrigger
 
@@ -320,7 +321,7 @@ async def _daily_jobs(bot: Any, clock: Any, connectors: Any, worker: str) -> Non
             await feed_drafts(bot, now, fire, worker)
 
     clock.add_job(account_check, CronTrigger(hour=ACCOUNT_CHECK_HOUR, timezone=tz), "account-check")
-    clock.add_job(plan_today, CronTrigger(hour=0, minute=5, timezone=tz), "plan-day")
+    clock.add_job(plan_today, CronTrigger(minute=5, timezone=tz), "plan-day")
     trigger = CronTrigger(hour=feeds_at.hour, minute=feeds_at.minute, timezone=tz)
     clock.add_job(read_feeds, trigger, "feeds")
     # Catch up at start-up; the feeds wait for their hour (items stay in a feed for days).

@@ -8,19 +8,20 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.app import App
-from bot.db.models import Cluster, Post
+from bot.db.models import Cluster, JobRun, Post
 from bot.settings import Settings
 from content.calendar import load_events, notices_between
 from content.library import load_library
 from schedules.content import feed_drafts, plan_day
+from schedules.runonce import STALE_RUN, claim_run
 from tests.integration.test_feeds_http import NOW, FeedSite
 from tests.integration.test_feeds_http import site as site  # the feed site, as a fixture here
 
@@ -96,6 +97,21 @@ async def test_a_year_of_days_queues_every_notice_and_law_item_once(bot: App) ->
     assert [p.source_key for p in law_posts] == [item.source_key for item in library]
     assert law_days == days[: len(library)]  # one a day, in order, until the library runs out
     assert all(p.status == "approved" and p.details["citation"] for p in law_posts)
+
+
+async def test_a_day_whose_planning_was_cut_short_is_planned_by_the_next_scheduler(
+    bot: App,
+) -> None:
+    day = date(2026, 7, 28)
+    fire = datetime.combine(day, datetime.min.time(), bot.settings.tz).astimezone(UTC)
+    assert await claim_run(bot.sessions, "plan-day", fire, "killed-midway")  # and nothing more
+    assert await plan_day(bot, day, "scheduler-2") is None  # the first may still be at it
+    async with bot.sessions.begin() as session:
+        since = datetime.now(UTC) - STALE_RUN - timedelta(minutes=1)
+        await session.execute(update(JobRun).values(started_at=since))
+    outcome = await plan_day(bot, day, "scheduler-2")
+    assert outcome is not None and outcome.queued
+    assert len(await posts(bot)) == len(outcome.queued)
 
 
 async def test_a_repeated_day_adds_nothing_and_approval_follows_the_category(bot: App) -> None:

@@ -38,7 +38,7 @@ TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 SKEWS = (-120.0, -45.0, 30.0, 120.0)  # seconds each scheduler's clock is off
 STARTED = datetime(2026, 5, 31, 12, 0, tzinfo=TZ)  # real time of the first start-up
 DAYS = (date(2026, 6, 1), date(2026, 6, 2))
-ACCOUNT_CHECK, PLAN_DAY = time(6, 0), time(0, 5)  # as in bot/cli/ops.py
+ACCOUNT_CHECK, PLAN_DAY = time(6, 0), time(0, 5)  # as in bot/cli/ops.py (plan-day: the first hour)
 FEEDS = time(6, 0)  # the example organisation's feeds_time
 
 
