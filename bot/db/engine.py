@@ -31,16 +31,39 @@ def backend(url: str | URL) -> str:
     return name
 
 
+# libpq settings for PostgreSQL unless the URL gives its own. A connection that cannot be
+# opened within 5 s, or whose peer is gone (a dead host, a network that drops packets),
+# becomes an error within about a minute, like a refused connection, and is waited out.
+# Without them such a connection waits for the kernel: minutes to hours, with the whole
+# process stuck behind it. (A server that is up but never answers a running query is
+# not caught by these: its host still acknowledges and answers the probes.)
+POSTGRES_DEFAULTS = {
+    "connect_timeout": "5",  # seconds to open a connection
+    "keepalives": "1",
+    "keepalives_idle": "30",  # a silent connection is probed after 30 s …
+    "keepalives_interval": "10",
+    "keepalives_count": "3",  # … and given up after three unanswered probes
+    "tcp_user_timeout": "60000",  # ms that data sent may stay unacknowledged
+}
+
+
 def async_url(url: str | URL) -> URL:
-    """The URL with the async driver this project uses."""
+    """The URL with the async driver this project uses (and `POSTGRES_DEFAULTS`)."""
     parsed = make_url(url)
-    return parsed.set(drivername=ASYNC_DRIVERS[backend(parsed)])
+    return _with_defaults(parsed.set(drivername=ASYNC_DRIVERS[backend(parsed)]))
 
 
 def sync_url(url: str | URL) -> URL:
-    """The URL with a synchronous driver, for migrations."""
+    """The URL with a synchronous driver, for migrations (and `POSTGRES_DEFAULTS`)."""
     parsed = make_url(url)
-    return parsed.set(drivername=SYNC_DRIVERS[backend(parsed)])
+    return _with_defaults(parsed.set(drivername=SYNC_DRIVERS[backend(parsed)]))
+
+
+def _with_defaults(url: URL) -> URL:
+    if url.get_backend_name() != "postgresql":
+        return url
+    missing = {k: v for k, v in POSTGRES_DEFAULTS.items() if k not in url.query}
+    return url.update_query_dict(missing)
 
 
 def ensure_sqlite_file(url: str | URL) -> None:

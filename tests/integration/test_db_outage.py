@@ -1,9 +1,11 @@
 """PostgreSQL goes away under a running `cdbot worker` and comes back.
 
 The worker reaches PostgreSQL through a TCP proxy written here. Mid-run the proxy is cut:
-every connection closed, new ones refused. After the outage it listens again. The worker
-must not die, must lose nothing and send nothing twice, and must pick the work up again
-by itself soon after the database is back.
+every connection closed, and new ones refused or, in the hanging form, accepted and never
+answered (a server or network that stopped answering; those connections stay silent even
+after the outage). After the outage it relays again. The worker must not die, must lose
+nothing and send nothing twice, and must pick the work up again by itself soon after the
+database is back.
 
 The outage lasts `CDBOT_TEST_OUTAGE_SECONDS` (10 s by default, to keep CI quick; the
 figure in docs/RELIABILITY.md is from a manual run with 30).
@@ -25,6 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from bot.app import App
+from bot.db.engine import POSTGRES_DEFAULTS
 from bot.db.models import Delivery, Post
 from bot.settings import Settings
 from connectors.sandbox import SandboxState
@@ -45,23 +48,44 @@ class Proxy:
         self.port = 0
         self._listener: socket.socket | None = None
         self._sockets: set[socket.socket] = set()
+        self._silent: list[socket.socket] = []
         self._lock = threading.Lock()
 
     def restore(self) -> None:
-        """Listen (again, on the same port) and relay every connection."""
+        """Listen (again, on the same port) and relay every new connection."""
+        self._stop_listening()
         self._listener = socket.create_server(("127.0.0.1", self.port))
         self.port = self._listener.getsockname()[1]
         threading.Thread(target=self._accept, args=(self._listener,), daemon=True).start()
 
-    def cut(self) -> None:
-        """Close every relayed connection and stop listening: new connections are refused."""
-        if self._listener is not None:
-            _close(self._listener)
-            self._listener = None
+    def cut(self, *, hang: bool = False) -> None:
+        """Close every relayed connection; refuse new ones or, with `hang`, never answer them."""
+        self._stop_listening()
         with self._lock:
             doomed, self._sockets = self._sockets, set()
         for sock in doomed:
             _close(sock)
+        if hang:
+            self._listener = socket.create_server(("127.0.0.1", self.port))
+            threading.Thread(target=self._hold, args=(self._listener,), daemon=True).start()
+
+    def close(self) -> None:
+        self.cut()
+        for sock in self._silent:
+            _close(sock)
+
+    def _stop_listening(self) -> None:
+        if self._listener is not None:
+            _close(self._listener)
+            self._listener = None
+
+    def _hold(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # restored
+            self._silent.append(client)  # open, never read, never answered
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
@@ -105,13 +129,14 @@ def proxy(postgres_url: str) -> Iterator[Proxy]:
     running = Proxy((url.host or "127.0.0.1", url.port or 5432))
     running.restore()
     yield running
-    running.cut()
+    running.close()
 
 
 @pytest.mark.postgres
 @pytest.mark.slow
+@pytest.mark.parametrize("hang", [False, True], ids=["refused", "hanging"])
 async def test_worker_outlives_a_database_outage(
-    postgres_url: str, proxy: Proxy, server: SandboxServer, bots: Bots
+    postgres_url: str, proxy: Proxy, server: SandboxServer, bots: Bots, hang: bool
 ) -> None:
     app = App(Settings(_env_file=None, database_url=postgres_url, sandbox_url=server.url))
     try:
@@ -121,7 +146,7 @@ async def test_worker_outlives_a_database_outage(
         worker = bots.start("worker", via_proxy, str(server.url))
         before = await wait_for(app, "sent", 30)
 
-        proxy.cut()
+        proxy.cut(hang=hang)
         await asyncio.sleep(OUTAGE_SECONDS)
         during = await statuses(app)
         assert worker.poll() is None, bots.output()  # still alive
@@ -155,7 +180,10 @@ async def test_worker_outlives_a_database_outage(
             f"and first new message {resumed:.1f} s after the database came back; "
             f"{total} sent, 0 lost, 0 duplicates"
         )
-        assert resumed <= RESUME_WITHIN
+        # A connection the hanging proxy still holds is given up after the connect timeout.
+        assert resumed <= RESUME_WITHIN + (
+            float(POSTGRES_DEFAULTS["connect_timeout"]) if hang else 0
+        )
         assert "Traceback" not in bots.output()
     finally:
         await app.aclose()
