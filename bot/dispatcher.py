@@ -13,11 +13,11 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from bot.backoff import full_jitter
 from bot.db.engine import UNREACHABLE
@@ -145,7 +145,7 @@ class Dispatcher:
         # A slot is a call on the platform's wire; claiming, rendering and recording happen
         # outside it, so up to one more slot's worth of deliveries is held and made ready.
         self._slots = {k: asyncio.Semaphore(self._cap(k)) for k in self.connectors}
-        self._held: set[int] = set()  # the deliveries this process is working on
+        self._held: dict[int, asyncio.Task[None]] = {}  # the deliveries this process works on
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._stopping = False
@@ -214,24 +214,28 @@ class Dispatcher:
             if len(claimed_now) < room:  # nothing more due now: when next? look
                 self._stale = True
             for claimed in claimed_now:
-                if claimed.id in self._held:
-                    # Its lease lapsed under a task still at it (an outage outlasted the
-                    # lease): that task goes on, now leased again. A second would race it.
-                    continue
                 work = self._reconcile if claimed.status == S.IN_DOUBT else self._deliver
-                self._start(account, work(connector, claimed), claimed.id)
-                started += 1
+                job = work(connector, claimed)
+                running = self._held.get(claimed.id)
+                if running is not None:
+                    # Claimed again while a task is still at it: an outage outlasted its
+                    # lease, or its last write has just made it due again. The new claim
+                    # goes once that task has ended, never beside it.
+                    job = _after(running, job)
+                self._start(account, job, claimed.id)
+            started += len(claimed_now)
         return started
 
-    def _start(self, account: str, work: Awaitable[None], delivery_id: int) -> None:
+    def _start(self, account: str, work: Coroutine[Any, Any, None], delivery_id: int) -> None:
         task = asyncio.ensure_future(work)
         self._inflight[account].add(task)
-        self._held.add(delivery_id)
+        self._held[delivery_id] = task
 
         def done(finished: asyncio.Task[None]) -> None:
             self._ready_at.pop(account, None)  # room again, and the outcome may have made work
             self._inflight[account].discard(finished)
-            self._held.discard(delivery_id)
+            if self._held.get(delivery_id) is finished:
+                del self._held[delivery_id]
             exc = None if finished.cancelled() else finished.exception()
             if isinstance(exc, UNREACHABLE):  # a lookup cut short: its lease runs out, it is redone
                 log.warning("mất kết nối cơ sở dữ liệu khi đối soát: %s", _first_line(exc))
@@ -559,6 +563,16 @@ class Dispatcher:
                     error_code="absent_after_resend",
                     error="Không thấy bài trên nền tảng kể cả sau khi gửi lại; cần người kiểm tra.",
                 )
+
+
+async def _after(previous: asyncio.Task[None], work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` once `previous` has ended, however it ended."""
+    try:
+        await asyncio.wait({previous})
+    except BaseException:
+        work.close()  # cancelled while waiting: the work never starts
+        raise
+    await work
 
 
 async def _outlasting(work: Callable[[], Awaitable[T]]) -> T:

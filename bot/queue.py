@@ -33,6 +33,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
@@ -172,7 +173,10 @@ class PostQueue:
                     author=actor,
                 )
                 session.add(post)
-                await session.flush()
+                try:
+                    await session.flush()
+                except IntegrityError as exc:  # stored meanwhile by another run: same answer
+                    raise InputError(f"Đã có bài với mã nguồn «{draft.source_key}».") from exc
                 session.add(AuditEntry(actor=actor, action="post.add", post_id=post.id))
                 if approve_for is not None:
                     await self._approve_in(session, post, approve_for, actor)
@@ -830,6 +834,16 @@ class PostQueue:
                 found.update(key for key in rows if key)
         return found
 
+    async def scheduled_from(self, source: str, start: datetime, end: datetime) -> bool:
+        """Whether a post of `source` is scheduled from `start` (inclusive) to `end`."""
+        async with self._sessions() as session:
+            found = await session.scalar(
+                select(Post.id)
+                .where(Post.source == source, Post.scheduled_at >= start, Post.scheduled_at < end)
+                .limit(1)
+            )
+        return found is not None
+
     async def now(self) -> datetime:
         """The database's clock."""
         async with self._sessions() as session:
@@ -978,12 +992,12 @@ def _begin_statement(size: int) -> Any:
     attempt. Returns each moved row's id and current attempt.
     """
     claimed = Delivery.status == S.CLAIMED
+    begun = (Delivery.status == S.SENDING) & (Delivery.attempts == _each("n", size, Integer()))
     return (
         update(Delivery)
         .where(
             Delivery.id.in_(_ids(size)),
-            claimed
-            | ((Delivery.status == S.SENDING) & (Delivery.attempts == _each("n", size, Integer()))),
+            claimed | (begun & ~_post_cancelled()),  # a cancel stops a begin asked again too
             Delivery.lease_owner == bindparam("p_worker"),
             _not_paused(Delivery.account),
         )

@@ -1,8 +1,9 @@
 """Run-once bookkeeping: a recurring job runs once per fire time across every scheduler.
 
 A run that never finished (its scheduler was killed midway) is taken over by the next
-scheduler to ask once it is `STALE_RUN` old: the jobs are safe to repeat, since every post
-they queue carries a source key that the queue refuses twice.
+scheduler to ask once it is `STALE_RUN` old. The jobs are safe to repeat: every post they
+queue carries a source key that the queue refuses twice, and the day's law item is looked
+for by day (`schedules.content.legal_update`).
 """
 
 from __future__ import annotations

@@ -112,6 +112,16 @@ async def test_a_day_whose_planning_was_cut_short_is_planned_by_the_next_schedul
     outcome = await plan_day(bot, day, "scheduler-2")
     assert outcome is not None and outcome.queued
     assert len(await posts(bot)) == len(outcome.queued)
+    law_posts = [p.source_key for p in await posts(bot) if p.source == "law-library"]
+    assert len(law_posts) == 1
+
+    # Killed again, this time after queuing everything and before saying it had finished.
+    async with bot.sessions.begin() as session:
+        since = datetime.now(UTC) - STALE_RUN - timedelta(minutes=1)
+        await session.execute(update(JobRun).values(started_at=since, finished_at=None))
+    again = await plan_day(bot, day, "scheduler-3")
+    assert again is not None and again.queued == []  # nothing twice, not even a second law item
+    assert [p.source_key for p in await posts(bot) if p.source == "law-library"] == law_posts
 
 
 async def test_a_repeated_day_adds_nothing_and_approval_follows_the_category(bot: App) -> None:

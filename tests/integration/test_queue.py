@@ -144,6 +144,17 @@ async def test_a_begin_asked_again_after_its_answer_was_lost_gets_its_own_attemp
     )
 
 
+async def test_a_begin_asked_again_after_a_cancel_goes_no_further(queue: PostQueue) -> None:
+    post = await queue.add(draft(), actor="o")
+    await queue.approve(post.id, targets(1), actor="o")
+    [claimed] = await queue.claim("zalo", 10, worker=WORKER, lease_seconds=60)
+    assert await queue.begin_attempt(claimed, worker=WORKER, fingerprint="f", lease_seconds=60)
+    await queue.cancel(post.id, actor="o")  # between the lost answer and the asking again
+    assert (
+        await queue.begin_attempt(claimed, worker=WORKER, fingerprint="f", lease_seconds=60) is None
+    )
+
+
 async def test_cancelled_post_cannot_be_approved(queue: PostQueue) -> None:
     post = await queue.add(draft(), actor="o")
     await queue.cancel(post.id, actor="o")
@@ -186,6 +197,19 @@ async def test_duplicate_source_key_is_refused(queue: PostQueue, engine: AsyncEn
     await queue.add(draft(source_key="legal:art-98"), actor="job")
     with pytest.raises(InputError):
         await queue.add(draft(source_key="legal:art-98"), actor="job")
+    async with make_sessionmaker(engine)() as session:
+        assert await session.scalar(select(func.count()).select_from(Post)) == 1
+
+
+async def test_the_same_source_key_added_at_once_is_stored_once(
+    queue: PostQueue, engine: AsyncEngine
+) -> None:
+    results = await asyncio.gather(
+        *(queue.add(draft(source_key="law:blld-98"), actor="job") for _ in range(3)),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(r, Post) for r in results) == 1
+    assert all(isinstance(r, (Post, InputError)) for r in results), results
     async with make_sessionmaker(engine)() as session:
         assert await session.scalar(select(func.count()).select_from(Post)) == 1
 
