@@ -6,8 +6,10 @@ For each added sandbox latency it sends the same number of Zalo group messages t
 with a bare loop of `concurrency` httpx tasks, once through the whole pipeline (queue in
 the database, claim with lease, render, HTTP, record). It prints both rates and their ratio,
 and the CPU time the sending process(es) spent per message: on a shared machine the rates
-move with the neighbours, the CPU per message much less. With --postgres it also runs 1
-and 4 `cdbot worker` processes on PostgreSQL. It prints figures; it never fails on a timing.
+move with the neighbours, the CPU per message much less. At 0 ms it also runs each half
+alone: the connector's sends without a database, and (with --postgres) the pipeline with
+sends that succeed at once, without HTTP. With --postgres it also runs 1 and 4 `cdbot
+worker` processes on PostgreSQL. It prints figures; it never fails on a timing.
 """
 
 from __future__ import annotations
