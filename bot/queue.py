@@ -175,7 +175,10 @@ class PostQueue:
                 session.add(post)
                 try:
                     await session.flush()
-                except IntegrityError as exc:  # stored meanwhile by another run: same answer
+                except IntegrityError as exc:
+                    if not draft.source_key:
+                        raise
+                    # Stored meanwhile by another run: the same answer as the check above.
                     raise InputError(f"Đã có bài với mã nguồn «{draft.source_key}».") from exc
                 session.add(AuditEntry(actor=actor, action="post.add", post_id=post.id))
                 if approve_for is not None:
