@@ -161,10 +161,6 @@ class PostQueue:
         posts: list[Post] = []
         async with self._sessions.begin() as session:
             for draft, approve_for in items:
-                if draft.source_key and await session.scalar(
-                    select(Post.id).where(Post.source_key == draft.source_key)
-                ):
-                    raise InputError(f"Đã có bài với mã nguồn «{draft.source_key}».")
                 post = Post(
                     **_content(draft),
                     source=draft.source,
@@ -175,10 +171,9 @@ class PostQueue:
                 session.add(post)
                 try:
                     await session.flush()
-                except IntegrityError as exc:
+                except IntegrityError as exc:  # the one unique column: the source key
                     if not draft.source_key:
                         raise
-                    # Stored meanwhile by another run: the same answer as the check above.
                     raise InputError(f"Đã có bài với mã nguồn «{draft.source_key}».") from exc
                 session.add(AuditEntry(actor=actor, action="post.add", post_id=post.id))
                 if approve_for is not None:

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 ACTOR = "bot"
-ONE_DAY = timedelta(days=1)
 
 
 @dataclass
@@ -111,7 +110,8 @@ async def legal_update(bot: App, day: date, outcome: Outcome) -> None:
     outcome.warnings += library.problems
     # One item a day, even when a run cut short after queuing it is run again: its key is
     # the item's, so the next unused item would otherwise follow it the same day.
-    if await bot.queue.scheduled_from("law-library", _fire(bot, day), _fire(bot, day + ONE_DAY)):
+    next_day = day + timedelta(days=1)
+    if await bot.queue.scheduled_from("law-library", _fire(bot, day), _fire(bot, next_day)):
         return
     used = await bot.queue.known_sources([item.source_key for item in library.items])
     item, held = library.next_item(used, day)
