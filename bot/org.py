@@ -100,7 +100,7 @@ def _clock_time(value: Any) -> Any:
         try:
             hour, minute = (int(part) for part in value.strip().split(":"))
             return time(hour, minute)
-        except ValueError:
+        except (ValueError, OverflowError):  # an hour too big for the clock overflows
             raise ValueError(f"giờ «{value}» phải viết dạng 07:30") from None
     return value
 

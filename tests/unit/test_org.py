@@ -103,6 +103,7 @@ def test_channels_subset(tmp_path: Path) -> None:
             "«local_events», mục thứ 1, «month» (tháng): phải nhỏ hơn hoặc bằng 12",
         ),
         (MINIMAL + "local_events: [Hội Gióng]\n", "phải là một nhóm trường"),
+        (MINIMAL + "default_times: {law: '2147483648:00'}\n", "phải viết dạng 07:30"),
     ],
 )
 def test_bad_values_name_the_field(tmp_path: Path, text: str, message: str) -> None:
